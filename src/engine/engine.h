@@ -1,0 +1,72 @@
+// The inference engine's public face: load an ONNX model once, run it many times.
+//
+// Lifecycle: Model::LoadOnnx parses and validates the graph, resolves every node to a
+// kernel from the operator table (ops/op_table.cc), infers shapes where it can and plans
+// execution. Run() is thread safe: many threads may run one loaded Model at once (each
+// run uses its own scratch). A Model is immutable after load and is shared via
+// std::shared_ptr by the runtime.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+
+namespace serveml::engine {
+
+// Declared graph input or output. A dim of -1 is dynamic (symbolic or unknown).
+struct TensorInfo {
+  std::string name;
+  DType dtype = DType::kUndefined;
+  std::vector<int64_t> shape;  // empty if the rank is unknown
+  bool has_shape = false;      // false when the model declares no shape at all
+  // Set when this output comes from a ZipMap node: the engine returns the probabilities as
+  // a float32 [N, C] tensor instead of a sequence of maps, with the map keys (class labels,
+  // as strings; ints printed in decimal) here in column order.
+  bool is_zipmap = false;
+  bool zipmap_int_keys = false;
+  std::vector<std::string> zipmap_keys;
+};
+
+struct ModelInfo {
+  int64_t ir_version = 0;
+  std::string producer_name;
+  std::string producer_version;
+  std::string graph_name;
+  std::string doc_string;
+  std::map<std::string, int64_t> opsets;  // domain ("" = ai.onnx) -> version
+  std::map<std::string, std::string> metadata_props;
+  int64_t node_count = 0;
+};
+
+class Model {
+ public:
+  virtual ~Model() = default;
+
+  // Parses ONNX ModelProto bytes. Errors: InvalidInput for malformed bytes or graphs,
+  // Unsupported naming each unsupported operator (with domain and opset).
+  static Result<std::shared_ptr<Model>> LoadOnnx(const std::string& bytes);
+
+  virtual const ModelInfo& info() const = 0;
+  // Graph inputs that are not initializers, in declaration order.
+  virtual const std::vector<TensorInfo>& inputs() const = 0;
+  virtual const std::vector<TensorInfo>& outputs() const = 0;
+
+  // Runs the graph. `inputs` are in the order of inputs(); dtypes must match exactly and
+  // shapes must agree with the declared static dims (InvalidInput otherwise, naming the
+  // input). Returns outputs in the order of outputs(). Thread safe.
+  virtual Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const = 0;
+};
+
+// Parses one serialized ONNX TensorProto (as in the backend test cases' input_N.pb).
+// `name` receives TensorProto.name.
+Result<Tensor> ReadTensorProto(const std::string& bytes, std::string* name);
+// Serializes a tensor as an ONNX TensorProto with the given name.
+std::string WriteTensorProto(const Tensor& t, const std::string& name);
+
+}  // namespace serveml::engine
