@@ -4,15 +4,39 @@
 #include <cstring>
 #include <string>
 
+#include "app/serve_command.h"
+#include "cli/client_commands.h"
 #include "cli/run_command.h"
+
+namespace {
+void Usage() {
+  std::fprintf(stderr,
+               "usage: serveml <command> [options]\n"
+               "  serve [--host H] [--port P] [--data-dir D] [--config FILE]   run the server\n"
+               "  run MODEL --input NAME=FILE.pb ... --output-dir DIR          run a model once\n"
+               "  register | login | deploy | list | predict | delete | status  client commands\n"
+               "  version\n");
+}
+}  // namespace
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::fprintf(stderr, "usage: serveml <serve|run|login|deploy|list|predict|delete> ...\n");
+    Usage();
     return 2;
   }
   std::string cmd = argv[1];
+  if (cmd == "serve") return serveml::app::ServeCommand(argc - 1, argv + 1);
   if (cmd == "run") return serveml::cli::RunModelCommand(argc - 1, argv + 1);
+  if (cmd == "version" || cmd == "--version") {
+    std::printf("serveml %s\n", SERVEML_VERSION);
+    return 0;
+  }
+  if (serveml::cli::IsClientCommand(cmd)) return serveml::cli::RunClientCommand(argc - 1, argv + 1);
+  if (cmd == "help" || cmd == "--help" || cmd == "-h") {
+    Usage();
+    return 0;
+  }
   std::fprintf(stderr, "serveml: unknown command '%s'\n", cmd.c_str());
+  Usage();
   return 2;
 }

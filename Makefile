@@ -1,0 +1,49 @@
+# ServeML — the two commands:
+#   make run    install what is missing, build, start the server on 127.0.0.1:8000
+#   make test   install what is missing, build (plain and ASan/UBSan), run every test
+JOBS ?= 2
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DATA_DIR ?= ./data
+
+.PHONY: all deps build build-asan run test unit e2e bench format clean
+
+all: build
+
+deps:
+	bash scripts/install-deps.sh
+
+$(BUILD)/build.ninja:
+	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
+
+build: deps $(BUILD)/build.ninja
+	cmake --build $(BUILD) -j$(JOBS)
+
+$(ASAN_BUILD)/build.ninja:
+	cmake -S . -B $(ASAN_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSERVEML_SANITIZE=ON
+
+build-asan: deps $(ASAN_BUILD)/build.ninja
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+
+run: build
+	$(BUILD)/serveml serve --host $(HOST) --port $(PORT) --data-dir $(DATA_DIR)
+
+test: build build-asan
+	bash scripts/run-tests.sh
+
+unit: build
+	ctest --test-dir $(BUILD) --output-on-failure -j$(JOBS)
+
+e2e: build
+	.venv/bin/python -m pytest -q tests/e2e
+
+bench: build
+	bash bench/run.sh
+
+format:
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

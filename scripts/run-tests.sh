@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the whole suite: unit tests (plain and ASan/UBSan builds) and the end-to-end tests
+# against the real binary (plain and ASan/UBSan). Prints one closing summary line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0}
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
+mkdir -p build/test-results
+passed=0; failed=0; skipped=0; rc=0
+
+# ctest summary: "100% tests passed, 0 tests failed out of 42"
+count_ctest() {
+  local log=$1 total fails
+  total=$(grep -Eo 'tests failed out of [0-9]+' "$log" | grep -Eo '[0-9]+$' | tail -1)
+  fails=$(grep -Eo '[0-9]+ tests failed out of' "$log" | grep -Eo '^[0-9]+' | tail -1)
+  total=${total:-0}; fails=${fails:-0}
+  passed=$((passed + total - fails)); failed=$((failed + fails))
+}
+# pytest summary: "== 12 passed, 1 failed, 2 skipped in 3.2s =="
+count_pytest() {
+  local log=$1 line p f s e
+  line=$(grep -E '(passed|failed|error|skipped|no tests ran)' "$log" | tail -1)
+  p=$(echo "$line" | grep -Eo '[0-9]+ passed' | grep -Eo '[0-9]+'); f=$(echo "$line" | grep -Eo '[0-9]+ failed' | grep -Eo '[0-9]+')
+  s=$(echo "$line" | grep -Eo '[0-9]+ skipped' | grep -Eo '[0-9]+'); e=$(echo "$line" | grep -Eo '[0-9]+ errors?' | grep -Eo '[0-9]+')
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0})); skipped=$((skipped + ${s:-0}))
+}
+
+echo "== unit tests (release) =="
+ctest --test-dir build --output-on-failure -j2 2>&1 | tee build/test-results/unit.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+count_ctest build/test-results/unit.log
+
+echo "== unit tests (ASan/UBSan) =="
+ctest --test-dir build-asan --output-on-failure -j2 2>&1 | tee build/test-results/unit-asan.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+count_ctest build/test-results/unit-asan.log
+
+echo "== end-to-end tests (release binary) =="
+SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee build/test-results/e2e.log
+st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
+count_pytest build/test-results/e2e.log
+
+echo "== end-to-end tests (ASan/UBSan binary) =="
+SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee build/test-results/e2e-asan.log
+st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
+count_pytest build/test-results/e2e-asan.log
+
+echo
+echo "${passed} passed, ${failed} failed, ${skipped} skipped"
+[ "$failed" -eq 0 ] || rc=1
+exit $rc

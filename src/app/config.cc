@@ -1,0 +1,87 @@
+#include "app/config.h"
+
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+#include <string_view>
+
+namespace serveml::app {
+
+namespace {
+
+Status SetField(ServerConfig* c, std::string_view key, const std::string& v) {
+  try {
+    if (key == "host") c->host = v;
+    else if (key == "port") c->port = std::stoi(v);
+    else if (key == "data-dir" || key == "data_dir") c->data_dir = v;
+    else if (key == "io-threads" || key == "io_threads") c->io_threads = std::stoi(v);
+    else if (key == "blocking-threads" || key == "blocking_threads") c->blocking_threads = std::stoi(v);
+    else if (key == "model-threads" || key == "model_threads") c->model_threads = std::stoi(v);
+    else if (key == "validate-threads" || key == "validate_threads") c->validate_threads = std::stoi(v);
+    else if (key == "max-body-mb" || key == "max_body_mb") c->max_body_bytes = std::stoll(v) << 20;
+    else if (key == "max-upload-mb" || key == "max_upload_mb") c->max_upload_bytes = std::stoll(v) << 20;
+    else if (key == "model-memory-mb" || key == "model_memory_mb") c->model_memory_budget_bytes = std::stoll(v) << 20;
+    else if (key == "token-ttl-seconds" || key == "token_ttl_seconds") c->token_ttl_seconds = std::stoll(v);
+    else if (key == "drain-seconds" || key == "drain_seconds") c->drain_seconds = std::stoi(v);
+    else if (key == "log-level" || key == "log_level") c->log_level = v;
+    else if (key == "bench-routes" || key == "bench_routes") c->bench_routes = v == "true" || v == "1";
+    else return InvalidInput("unknown option '" + std::string(key) + "'");
+  } catch (const std::exception&) {
+    return InvalidInput("option '" + std::string(key) + "' needs a number, got '" + v + "'");
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ServerConfig> LoadServerConfig(int argc, char** argv) {
+  ServerConfig c;
+  // Config file first (flags and environment override it).
+  std::string config_file;
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (std::string_view(argv[i]) == "--config") config_file = argv[i + 1];
+  }
+  if (const char* e = std::getenv("SERVEML_CONFIG"); e && config_file.empty()) config_file = e;
+  if (!config_file.empty()) {
+    std::ifstream f(config_file);
+    if (!f) return InvalidInput("cannot read config file '" + config_file + "'");
+    std::stringstream ss;
+    ss << f.rdbuf();
+    auto j = nlohmann::json::parse(ss.str(), nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      return InvalidInput("config file '" + config_file + "' is not a JSON object");
+    }
+    for (auto& [k, v] : j.items()) {
+      std::string s = v.is_string() ? v.get<std::string>() : v.dump();
+      RETURN_IF_ERROR(SetField(&c, k, s));
+    }
+  }
+  static const char* kEnv[][2] = {{"SERVEML_HOST", "host"}, {"SERVEML_PORT", "port"},
+                                  {"SERVEML_DATA_DIR", "data-dir"}, {"SERVEML_LOG_LEVEL", "log-level"},
+                                  {"SERVEML_IO_THREADS", "io-threads"}};
+  for (const auto& e : kEnv) {
+    if (const char* v = std::getenv(e[0]); v && *v) RETURN_IF_ERROR(SetField(&c, e[1], v));
+  }
+  for (int i = 1; i < argc; ++i) {
+    std::string_view a = argv[i];
+    if (a.rfind("--", 0) != 0) return InvalidInput("unexpected argument '" + std::string(a) + "'");
+    std::string key(a.substr(2));
+    std::string value;
+    if (auto eq = key.find('='); eq != std::string::npos) {
+      value = key.substr(eq + 1);
+      key = key.substr(0, eq);
+    } else if (key == "bench-routes") {
+      value = "true";
+    } else {
+      if (i + 1 >= argc) return InvalidInput("option '--" + key + "' needs a value");
+      value = argv[++i];
+    }
+    if (key == "config") continue;
+    RETURN_IF_ERROR(SetField(&c, key, value));
+  }
+  if (c.port < 0 || c.port > 65535) return InvalidInput("port must be 0..65535");
+  return c;
+}
+
+}  // namespace serveml::app

@@ -1,0 +1,147 @@
+#include "app/serve_command.h"
+
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cstdio>
+#include <filesystem>
+#include <thread>
+
+#include "api/api_context.h"
+#include "api/errors.h"
+#include "api/rest_v1.h"
+#include "app/config.h"
+#include "core/clock.h"
+#include "core/crypto.h"
+#include "core/log.h"
+#include "core/thread_pool.h"
+#include "http/router.h"
+#include "http/server.h"
+#include "platform/accounts.h"
+#include "platform/auth.h"
+#include "platform/deployments.h"
+#include "runtime/model_cache.h"
+#include "store/blob_store.h"
+#include "store/metadata_store.h"
+
+namespace serveml::app {
+
+namespace {
+
+size_t OrCores(int n) {
+  if (n > 0) return static_cast<size_t>(n);
+  unsigned c = std::thread::hardware_concurrency();
+  return c ? c : 2;
+}
+
+int Fail(const std::string& what, const Status& st) {
+  LOG_ERROR("startup failed").Str("step", what).Str("error", st.ToString());
+  std::fprintf(stderr, "serveml: %s: %s\n", what.c_str(), st.message().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int ServeCommand(int argc, char** argv) {
+  auto cfg_r = LoadServerConfig(argc, argv);
+  if (!cfg_r.ok()) {
+    std::fprintf(stderr, "serveml serve: %s\nusage: serveml serve [--host H] [--port P] "
+                         "[--data-dir D] [--config FILE]\n", cfg_r.status().message().c_str());
+    return 2;
+  }
+  const ServerConfig cfg = *cfg_r;
+  log::SetLevel(log::ParseLevel(cfg.log_level));
+  if (!InitCrypto()) return Fail("crypto", Internal("libsodium failed to initialize"));
+
+  // Signals are handled by sigwait in this thread; block them before any thread starts.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::error_code ec;
+  std::filesystem::create_directories(cfg.data_dir, ec);
+  if (ec) return Fail("data dir", Internal("cannot create '" + cfg.data_dir + "': " + ec.message()));
+  ::chmod(cfg.data_dir.c_str(), 0700);
+
+  auto store = store::OpenSqliteStore(cfg.data_dir + "/serveml.db");
+  if (!store.ok()) return Fail("metadata store", store.status());
+  auto blobs = store::OpenLocalBlobStore(cfg.data_dir + "/blobs");
+  if (!blobs.ok()) return Fail("blob store", blobs.status());
+  auto signer = platform::TokenSigner::LoadOrCreate(cfg.data_dir + "/jwt.key");
+  if (!signer.ok()) return Fail("signing key", signer.status());
+
+  ThreadPool blocking(static_cast<size_t>(cfg.blocking_threads), "blocking");
+  ThreadPool models(OrCores(cfg.model_threads), "models");
+  runtime::ModelCache cache(cfg.model_memory_budget_bytes);
+  platform::Accounts accounts(store->get(), std::move(signer).value(), cfg.token_ttl_seconds);
+  platform::Deployments deployments(store->get(), blobs->get(), &cache,
+                                    static_cast<size_t>(cfg.validate_threads));
+  if (Status st = deployments.Start(); !st.ok()) return Fail("deployments", st);
+
+  std::atomic<bool> draining{false};
+  api::ApiContext ctx;
+  ctx.accounts = &accounts;
+  ctx.deployments = &deployments;
+  ctx.store = store->get();
+  ctx.blobs = blobs->get();
+  ctx.blocking = &blocking;
+  ctx.models = &models;
+  ctx.started_at_unix = NowUnixSeconds();
+  ctx.data_dir = cfg.data_dir;
+  ctx.draining = &draining;
+
+  http::Router router;
+  api::RegisterRestV1(&router, &ctx);
+  if (cfg.bench_routes) {
+    router.Add("POST", "/_bench/noop", [](http::Request&, http::Responder respond) {
+      respond(http::Response::Json(200, "{\"ok\":true}"));
+    });
+  }
+
+  http::ServerOptions opts;
+  opts.host = cfg.host;
+  opts.port = static_cast<uint16_t>(cfg.port);
+  opts.io_threads = OrCores(cfg.io_threads);
+  opts.max_body_bytes = static_cast<uint64_t>(cfg.max_body_bytes);
+  opts.max_upload_bytes = static_cast<uint64_t>(cfg.max_upload_bytes);
+  opts.upload_dir = (*blobs)->temp_dir();
+  opts.error_body = [](int /*status*/, std::string_view code, std::string_view message,
+                       std::string_view request_id) {
+    return api::ErrorBody(code, message, request_id);
+  };
+  opts.default_headers = {{"X-Content-Type-Options", "nosniff"},
+                          {"X-Frame-Options", "DENY"},
+                          {"Referrer-Policy", "no-referrer"},
+                          {"Cache-Control", "no-store"}};
+  opts.access_log = [](const http::Request& req, int status, int64_t micros) {
+    auto line = status >= 500 ? LOG_WARN("request") : LOG_INFO("request");
+    line.Str("method", req.method).Str("path", req.path).Int("status", status)
+        .Num("ms", static_cast<double>(micros) / 1000.0).Str("request_id", req.request_id)
+        .Str("remote", req.remote_addr);
+  };
+  if (log::GetLevel() > log::Level::kInfo) opts.access_log = nullptr;
+  http::Server server(opts, &router);
+  if (std::string err = server.Start(); !err.empty()) {
+    return Fail("listen", Unavailable(err));
+  }
+  LOG_INFO("serveml listening").Str("host", cfg.host).Int("port", server.port())
+      .Str("data_dir", cfg.data_dir).Str("version", SERVEML_VERSION)
+      .Int("io_threads", static_cast<int64_t>(opts.io_threads));
+
+  int sig = 0;
+  sigwait(&sigs, &sig);
+  LOG_INFO("shutting down: draining in-flight requests").Str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  draining = true;
+  server.Stop(cfg.drain_seconds);
+  models.Shutdown();
+  blocking.Shutdown();
+  deployments.Shutdown();
+  LOG_INFO("stopped");
+  return 0;
+}
+
+}  // namespace serveml::app

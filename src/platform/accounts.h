@@ -1,0 +1,84 @@
+// Accounts: registration, login, bearer authentication (JWT access tokens and `sk-` API
+// keys) and API key management.
+//
+// Thread safety: all methods are thread safe. Register/Login hash passwords (Argon2id,
+// tens of milliseconds and 64 MiB each) and touch the database: call them off the I/O
+// threads. Authenticate() is fast for JWTs (one HMAC) and for API keys seen before (an
+// in-memory cache); an unseen API key costs one database read.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+#include "platform/auth.h"
+#include "store/metadata_store.h"
+
+namespace serveml::platform {
+
+// Who is calling.
+struct Principal {
+  std::string user_id;
+  bool via_api_key = false;
+  std::string api_key_id;
+  std::vector<std::string> scopes;  // API keys only; tokens may do everything
+  // True if the caller may use `scope` ("predict", "manage").
+  bool Can(std::string_view scope) const;
+};
+
+struct RegisterResult {
+  store::User user;
+  std::string access_token;
+};
+
+struct CreatedApiKey {
+  store::ApiKey key;
+  std::string plaintext;  // shown to the user once, never stored
+};
+
+class Accounts {
+ public:
+  // `store` must outlive this object. Tokens live `token_ttl_seconds`.
+  Accounts(store::MetadataStore* store, TokenSigner signer, int64_t token_ttl_seconds);
+
+  Result<RegisterResult> Register(const std::string& email, const std::string& username,
+                                  const std::string& password, const std::string& full_name);
+  // Returns an access token. Unauthorized on unknown email or wrong password (one message
+  // for both, so accounts cannot be enumerated).
+  Result<std::string> Login(const std::string& email, const std::string& password);
+  // Parses an Authorization header value ("Bearer <jwt|sk-...>"). Unauthorized if missing
+  // or invalid.
+  Result<Principal> Authenticate(std::string_view authorization_header);
+  Result<store::User> GetUser(const std::string& user_id);
+
+  // Valid scopes: "predict" (predictions only) and "manage" (everything).
+  Result<CreatedApiKey> CreateApiKey(const std::string& user_id, const std::string& name,
+                                     const std::vector<std::string>& scopes);
+  Result<std::vector<store::ApiKey>> ListApiKeys(const std::string& user_id);
+  Status RevokeApiKey(const std::string& user_id, const std::string& key_id);
+
+  int64_t token_ttl_seconds() const { return token_ttl_seconds_; }
+
+ private:
+  store::MetadataStore* store_;
+  TokenSigner signer_;
+  int64_t token_ttl_seconds_;
+
+  struct CachedKey {
+    Principal principal;
+    int64_t expires_at;  // unix seconds; re-read from the store after this
+  };
+  std::mutex key_cache_mu_;
+  std::unordered_map<std::string, CachedKey> key_cache_;  // key hash -> principal
+};
+
+// Splits "predict manage" or "predict,manage" into scopes.
+std::vector<std::string> SplitScopes(std::string_view s);
+
+}  // namespace serveml::platform

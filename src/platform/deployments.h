@@ -1,0 +1,158 @@
+// Deployments: the lifecycle of a deployed model — upload, validation, versions, rollback,
+// deletion — and the in-memory directory the prediction path reads.
+//
+// Crash safety: an upload's artifact is stored durably in the BlobStore (fsync + rename)
+// before any row references it, and a deployment only becomes `active` after its version
+// validated; deployments found `validating` at start are validated again. So a crash never
+// leaves an `active` deployment without its artifact.
+//
+// Thread safety: all methods are thread safe. Methods marked "blocking" touch disk or the
+// database and must not run on I/O threads; Resolve() is the hot path and only reads
+// memory (plus a lazy model load on a cold start).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/status.h"
+#include "core/thread_pool.h"
+#include "platform/accounts.h"
+#include "runtime/loaded_model.h"
+#include "runtime/model_cache.h"
+#include "store/blob_store.h"
+#include "store/metadata_store.h"
+
+namespace serveml::platform {
+
+// An uploaded model file waiting to be deployed. The temp file is consumed.
+struct Upload {
+  std::string temp_path;  // on the BlobStore's filesystem
+  std::string filename;   // as the client named it
+  uint64_t size = 0;
+};
+
+struct DeploymentConfig {
+  std::optional<int64_t> memory_mb;
+  std::optional<int64_t> timeout_seconds;
+  std::optional<int64_t> min_instances;
+  std::optional<int64_t> max_instances;
+  std::optional<bool> is_public;
+};
+
+struct DeploymentPatch {
+  std::optional<std::string> name;
+  DeploymentConfig config;
+};
+
+// In-memory counters per deployment (process lifetime).
+struct PredictionCounters {
+  std::atomic<int64_t> requests{0};
+  std::atomic<int64_t> errors{0};
+  std::atomic<int64_t> rows{0};
+  std::atomic<int64_t> latency_micros_total{0};
+  std::atomic<int64_t> cold_starts{0};
+};
+
+// What the prediction path needs, resolved for one caller.
+struct ServingHandle {
+  std::string deployment_id;
+  std::string version;
+  std::shared_ptr<runtime::LoadedModel> model;
+  std::shared_ptr<PredictionCounters> counters;
+  bool cold_start = false;
+};
+
+// Detects the framework from the file name and its first bytes: "onnx", "sklearn",
+// "xgboost", "lightgbm"; InvalidInput for anything else.
+Result<std::string> DetectFramework(const std::string& filename, const std::string& head);
+
+class Deployments {
+ public:
+  // Pointers must outlive this object. `validate_threads` run uploads' validation.
+  Deployments(store::MetadataStore* store, store::BlobStore* blobs, runtime::ModelCache* cache,
+              size_t validate_threads);
+  ~Deployments();
+
+  // Builds the in-memory directory from the store and re-queues deployments left
+  // `validating` by a previous run. Blocking.
+  Status Start();
+  // Waits for running validations; queued ones stay `validating` for the next start.
+  void Shutdown();
+
+  // Stores the artifact and creates the deployment with status `validating`; validation
+  // continues in the background. Blocking.
+  Result<store::Deployment> Create(const std::string& user_id, const std::string& name,
+                                   Upload upload, const DeploymentConfig& config,
+                                   const std::string& requirements);
+  // NotFound unless it exists and belongs to user_id. Blocking.
+  Result<store::Deployment> Get(const std::string& user_id, const std::string& id);
+  Result<std::pair<std::vector<store::Deployment>, int64_t>> List(
+      const store::DeploymentFilter& filter);
+  Result<store::Deployment> Patch(const std::string& user_id, const std::string& id,
+                                  const DeploymentPatch& patch);
+  Status Delete(const std::string& user_id, const std::string& id);
+  // Uploads a new version; it becomes current once validated. Blocking.
+  Result<store::DeploymentVersion> AddVersion(const std::string& user_id, const std::string& id,
+                                              Upload upload);
+  Result<std::vector<store::DeploymentVersion>> Versions(const std::string& user_id,
+                                                         const std::string& id);
+  // Makes an earlier validated version current. Blocking.
+  Result<store::Deployment> Rollback(const std::string& user_id, const std::string& id,
+                                     const std::string& version);
+  // Reads the current artifact bytes (for downloads). Blocking.
+  Result<std::string> ReadArtifact(const std::string& user_id, const std::string& id);
+
+  // Hot path: the model to run for `caller` (nullptr = anonymous) on deployment `id`.
+  // NotFound if it does not exist or is not visible to the caller; InvalidInput-style
+  // errors if it is not active. With `load_if_needed` a model that is not resident is
+  // loaded (a cold start, blocking); without it the handle comes back with model ==
+  // nullptr so the caller can retry off the I/O thread.
+  Result<ServingHandle> Resolve(const Principal* caller, const std::string& id,
+                                bool load_if_needed);
+
+  // Counters for one deployment (nullptr if unknown).
+  std::shared_ptr<PredictionCounters> Counters(const std::string& id);
+  // Sum of requests over a user's deployments.
+  int64_t TotalPredictions(const std::string& user_id);
+  // Number of deployments waiting for or in validation.
+  int64_t validating() const { return validating_.load(); }
+
+ private:
+  struct DirEntry {
+    std::string user_id;
+    std::string status;
+    std::string current_version;
+    std::string error_message;
+    bool is_public = false;
+    int64_t min_instances = 0;
+    std::shared_ptr<PredictionCounters> counters;
+  };
+
+  Result<store::DeploymentVersion> StoreVersion(const std::string& deployment_id,
+                                                const std::string& version, Upload upload);
+  void QueueValidation(const std::string& deployment_id, const std::string& version);
+  void Validate(const std::string& deployment_id, const std::string& version);
+  Result<std::shared_ptr<runtime::LoadedModel>> LoadVersion(const store::DeploymentVersion& v);
+  void SetDirEntry(const store::Deployment& d);
+
+  store::MetadataStore* store_;
+  store::BlobStore* blobs_;
+  runtime::ModelCache* cache_;
+  ThreadPool validators_;
+  std::atomic<int64_t> validating_{0};
+  std::atomic<bool> shutting_down_{false};
+
+  mutable std::shared_mutex dir_mu_;
+  std::unordered_map<std::string, DirEntry> dir_;
+
+  std::mutex version_mu_;  // serializes version number allocation and status changes
+};
+
+}  // namespace serveml::platform
