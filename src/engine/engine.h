@@ -60,6 +60,9 @@ class Model {
   // Runs the graph. `inputs` are in the order of inputs(); dtypes must match exactly and
   // shapes must agree with the declared static dims (InvalidInput otherwise, naming the
   // input). Returns outputs in the order of outputs(). Thread safe.
+  // Returned tensors may share their buffers with the inputs or with the model's constants
+  // (e.g. an Identity or Reshape output): treat them as read-only, Clone() to modify.
+  // A ZipMap output is the float32 [N, C] probability matrix (see TensorInfo::is_zipmap).
   virtual Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const = 0;
 };
 

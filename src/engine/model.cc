@@ -1,9 +1,396 @@
+// Model::LoadOnnx: parse, compile (value slots, topological order, one kernel per node from
+// the operator table) and run.
+#include <algorithm>
+#include <map>
+#include <new>
+#include <queue>
+#include <set>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
 #include "engine/engine.h"
+#include "engine/kernel.h"
+#include "engine/onnx/onnx_proto.h"
+#include "engine/onnx/tensor_proto.h"
+#include "engine/ops/op_table.h"
 
 namespace serveml::engine {
+namespace {
 
-Result<std::shared_ptr<Model>> Model::LoadOnnx(const std::string& /*bytes*/) {
-  return Unsupported("engine not built yet");
+struct CompiledNode {
+  KernelPtr kernel;
+  std::vector<int32_t> inputs;   // value ids, -1 for an omitted optional input
+  std::vector<int32_t> outputs;  // value ids (scratch ids for unnamed outputs)
+  std::vector<int32_t> release;  // value ids whose last consumer is this node
+  std::string label;             // "node 'name' (OpType)" for messages
+};
+
+class OnnxModel final : public Model {
+ public:
+  const ModelInfo& info() const override { return info_; }
+  const std::vector<TensorInfo>& inputs() const override { return inputs_; }
+  const std::vector<TensorInfo>& outputs() const override { return outputs_; }
+  Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const override;
+
+  // Builds the model from a parsed proto. `model` must stay alive during the call only.
+  Status Compile(const onnx::ModelProto& model);
+
+ private:
+  Status CheckInput(size_t i, const Tensor& t) const;
+  Result<std::vector<Tensor>> RunImpl(std::span<const Tensor> inputs) const;
+
+  ModelInfo info_;
+  std::vector<TensorInfo> inputs_;
+  std::vector<TensorInfo> outputs_;
+  size_t num_values_ = 0;
+  std::vector<Tensor> constants_;  // by value id; defined only for constants
+  std::vector<int32_t> input_ids_;
+  std::vector<int32_t> output_ids_;
+  std::vector<CompiledNode> nodes_;  // topological order
+  size_t max_inputs_ = 0;
+  size_t max_outputs_ = 0;
+};
+
+std::string NodeLabel(const onnx::NodeProto& n, size_t index) {
+  std::string name = n.name.empty() ? "#" + std::to_string(index) : n.name;
+  return "node '" + name + "' (" + n.op_type + ")";
+}
+
+Status Prefix(const std::string& prefix, const Status& st) {
+  return Status(st.code(), prefix + ": " + st.message());
+}
+
+TensorInfo InfoFromValueInfo(const onnx::ValueInfoProto& v) {
+  TensorInfo info;
+  info.name = v.name;
+  if (v.has_type && v.type.kind == onnx::TypeProto::Kind::kTensor) {
+    if (IsKnownDType(v.type.elem_type)) info.dtype = static_cast<DType>(v.type.elem_type);
+    info.has_shape = v.type.has_shape;
+    for (const auto& d : v.type.dims) info.shape.push_back(d.has_value ? d.value : -1);
+  }
+  return info;
+}
+
+Status OnnxModel::Compile(const onnx::ModelProto& model) {
+  if (!model.has_graph) return InvalidInput("the model has no graph");
+  const onnx::GraphProto& g = model.graph;
+
+  info_.ir_version = model.ir_version;
+  info_.producer_name = model.producer_name;
+  info_.producer_version = model.producer_version;
+  info_.graph_name = g.name;
+  info_.doc_string = model.doc_string;
+  for (const auto& [domain, version] : model.opset_import) {
+    info_.opsets[std::string(NormalizeDomain(domain))] = version;
+  }
+  for (const auto& [k, v] : model.metadata_props) info_.metadata_props[k] = v;
+  info_.node_count = static_cast<int64_t>(g.node.size());
+
+  if (g.sparse_initializer_count > 0) {
+    return Unsupported("sparse initializers are not supported");
+  }
+
+  std::unordered_map<std::string, int32_t> ids;
+  std::vector<int32_t> producer;  // by value id: node index, or -1
+  auto new_id = [&](const std::string& name, int32_t prod) -> Result<int32_t> {
+    if (!name.empty()) {
+      auto [it, inserted] = ids.emplace(name, static_cast<int32_t>(producer.size()));
+      if (!inserted) return InvalidInput("value '" + name + "' is defined more than once");
+    }
+    producer.push_back(prod);
+    return static_cast<int32_t>(producer.size() - 1);
+  };
+
+  // Initializers: constants.
+  std::vector<std::pair<int32_t, Tensor>> consts;
+  for (const onnx::TensorProto& t : g.initializer) {
+    if (t.name.empty()) return InvalidInput("an initializer has no name");
+    ASSIGN_OR_RETURN(Tensor value, onnx::TensorFromProto(t));
+    ASSIGN_OR_RETURN(int32_t id, new_id(t.name, -1));
+    consts.emplace_back(id, std::move(value));
+  }
+  // Graph inputs that are not initializers.
+  for (const onnx::ValueInfoProto& v : g.input) {
+    if (ids.count(v.name)) continue;  // an initializer with a default value
+    if (v.name.empty()) return InvalidInput("a graph input has no name");
+    if (v.has_type && v.type.kind != onnx::TypeProto::Kind::kTensor) {
+      return Unsupported("graph input '" + v.name + "' has type " + v.type.ToString() +
+                         "; only tensor inputs are supported");
+    }
+    if (v.has_type && !IsKnownDType(v.type.elem_type)) {
+      return Unsupported("graph input '" + v.name + "' has element type " +
+                         onnx::OnnxTypeName(v.type.elem_type) + ", which is not supported");
+    }
+    ASSIGN_OR_RETURN(int32_t id, new_id(v.name, -1));
+    input_ids_.push_back(id);
+    inputs_.push_back(InfoFromValueInfo(v));
+  }
+  // Node outputs.
+  const size_t num_nodes = g.node.size();
+  std::vector<std::vector<int32_t>> node_outputs(num_nodes);
+  for (size_t i = 0; i < num_nodes; ++i) {
+    for (const std::string& out : g.node[i].output) {
+      auto r = new_id(out, static_cast<int32_t>(i));
+      if (!r.ok()) return Prefix(NodeLabel(g.node[i], i), r.status());
+      node_outputs[i].push_back(*r);
+    }
+  }
+  // Node inputs.
+  std::vector<std::vector<int32_t>> node_inputs(num_nodes);
+  for (size_t i = 0; i < num_nodes; ++i) {
+    for (const std::string& in : g.node[i].input) {
+      if (in.empty()) {
+        node_inputs[i].push_back(-1);
+        continue;
+      }
+      auto it = ids.find(in);
+      if (it == ids.end()) {
+        return InvalidInput(NodeLabel(g.node[i], i) + ": input '" + in +
+                            "' is not a graph input, an initializer or any node's output");
+      }
+      node_inputs[i].push_back(it->second);
+    }
+  }
+
+  // Topological order (Kahn), preferring file order among ready nodes.
+  std::vector<int32_t> pending(num_nodes, 0);
+  std::vector<std::vector<int32_t>> consumers(num_nodes);
+  for (size_t i = 0; i < num_nodes; ++i) {
+    std::set<int32_t> deps;
+    for (int32_t id : node_inputs[i]) {
+      if (id >= 0 && producer[id] >= 0) deps.insert(producer[id]);
+    }
+    pending[i] = static_cast<int32_t>(deps.size());
+    for (int32_t d : deps) consumers[d].push_back(static_cast<int32_t>(i));
+  }
+  std::priority_queue<int32_t, std::vector<int32_t>, std::greater<int32_t>> ready;
+  for (size_t i = 0; i < num_nodes; ++i) {
+    if (pending[i] == 0) ready.push(static_cast<int32_t>(i));
+  }
+  std::vector<int32_t> order;
+  order.reserve(num_nodes);
+  while (!ready.empty()) {
+    int32_t i = ready.top();
+    ready.pop();
+    order.push_back(i);
+    for (int32_t c : consumers[i]) {
+      if (--pending[c] == 0) ready.push(c);
+    }
+  }
+  if (order.size() != num_nodes) {
+    for (size_t i = 0; i < num_nodes; ++i) {
+      if (pending[i] > 0) {
+        return InvalidInput("the graph has a cycle through " + NodeLabel(g.node[i], i));
+      }
+    }
+  }
+
+  // Resolve kernels; report every unsupported operator at once.
+  std::vector<std::string> unsupported;
+  std::set<std::string> unsupported_domains;
+  std::vector<const OpTableEntry*> entries(num_nodes, nullptr);
+  std::vector<int64_t> opsets(num_nodes, 0);
+  for (size_t i = 0; i < num_nodes; ++i) {
+    const onnx::NodeProto& n = g.node[i];
+    std::string domain(NormalizeDomain(n.domain));
+    auto it = info_.opsets.find(domain);
+    if (it == info_.opsets.end()) {
+      return InvalidInput(NodeLabel(n, i) + " uses domain '" +
+                          std::string(DomainDisplayName(domain)) +
+                          "', which the model does not import (opset_import)");
+    }
+    opsets[i] = it->second;
+    bool known = false;
+    entries[i] = FindOp(domain, n.op_type, it->second, &known);
+    if (!entries[i]) {
+      std::string m = "'" + n.op_type + "' (domain " + std::string(DomainDisplayName(domain)) +
+                      ", opset " + std::to_string(it->second) + ")";
+      if (known) m += " [older opset than supported]";
+      if (std::find(unsupported.begin(), unsupported.end(), m) == unsupported.end()) {
+        unsupported.push_back(m);
+      }
+      unsupported_domains.insert(domain);
+    }
+  }
+  if (!unsupported.empty()) {
+    std::string m = unsupported.size() == 1 ? "unsupported operator " : "unsupported operators ";
+    for (size_t k = 0; k < unsupported.size(); ++k) {
+      if (k) m += ", ";
+      m += unsupported[k];
+    }
+    for (const std::string& d : unsupported_domains) {
+      std::string ops = SupportedOps(d);
+      m += "; supported in " + std::string(DomainDisplayName(d)) + ": " +
+           (ops.empty() ? std::string("none") : ops);
+    }
+    return Unsupported(std::move(m));
+  }
+
+  num_values_ = producer.size();
+  constants_.assign(num_values_, Tensor());
+  for (auto& [id, t] : consts) constants_[id] = std::move(t);
+
+  std::vector<const Tensor*> const_ptrs;
+  for (int32_t i : order) {
+    const onnx::NodeProto& n = g.node[i];
+    const_ptrs.clear();
+    for (int32_t id : node_inputs[i]) {
+      const_ptrs.push_back(id >= 0 && constants_[id].defined() ? &constants_[id] : nullptr);
+    }
+    KernelInit init{n, NormalizeDomain(n.domain), opsets[i], const_ptrs};
+    CompiledNode cn;
+    cn.label = NodeLabel(n, static_cast<size_t>(i));
+    auto k = entries[i]->factory(init);
+    if (!k.ok()) return Prefix(cn.label, k.status());
+    cn.kernel = std::move(k).value();
+    cn.inputs = node_inputs[i];
+    cn.outputs = node_outputs[i];
+    max_inputs_ = std::max(max_inputs_, cn.inputs.size());
+    max_outputs_ = std::max(max_outputs_, cn.outputs.size());
+    nodes_.push_back(std::move(cn));
+  }
+
+  // Graph outputs.
+  std::vector<bool> is_output(num_values_, false);
+  for (const onnx::ValueInfoProto& v : g.output) {
+    auto it = ids.find(v.name);
+    if (it == ids.end()) {
+      return InvalidInput("graph output '" + v.name + "' is not produced by the graph");
+    }
+    const int32_t id = it->second;
+    TensorInfo info = InfoFromValueInfo(v);
+    const int32_t prod = producer[id];
+    if (prod >= 0 && g.node[prod].op_type == "ZipMap" &&
+        NormalizeDomain(g.node[prod].domain) == "ai.onnx.ml") {
+      const onnx::NodeProto& z = g.node[prod];
+      info.is_zipmap = true;
+      info.dtype = DType::kFloat32;
+      for (const auto& a : z.attribute) {
+        if (a.name == "classlabels_int64s") {
+          info.zipmap_int_keys = true;
+          for (int64_t k : a.ints) info.zipmap_keys.push_back(std::to_string(k));
+        } else if (a.name == "classlabels_strings") {
+          info.zipmap_keys = a.strings;
+        }
+      }
+      info.has_shape = true;
+      info.shape = {-1, static_cast<int64_t>(info.zipmap_keys.size())};
+    } else if (v.has_type && v.type.kind != onnx::TypeProto::Kind::kTensor) {
+      return Unsupported("graph output '" + v.name + "' has type " + v.type.ToString() +
+                         "; only tensors (and ZipMap outputs) are supported");
+    }
+    output_ids_.push_back(id);
+    outputs_.push_back(std::move(info));
+    is_output[id] = true;
+  }
+
+  // Free intermediates after their last consumer.
+  std::vector<int32_t> last_use(num_values_, -1);
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    for (int32_t id : nodes_[k].inputs) {
+      if (id >= 0) last_use[id] = static_cast<int32_t>(k);
+    }
+    for (int32_t id : nodes_[k].outputs) {
+      if (last_use[id] < static_cast<int32_t>(k)) last_use[id] = static_cast<int32_t>(k);
+    }
+  }
+  for (size_t id = 0; id < num_values_; ++id) {
+    if (is_output[id] || constants_[id].defined() || last_use[id] < 0) continue;
+    nodes_[last_use[id]].release.push_back(static_cast<int32_t>(id));
+  }
+  return Status::Ok();
+}
+
+Status OnnxModel::CheckInput(size_t i, const Tensor& t) const {
+  const TensorInfo& info = inputs_[i];
+  if (info.dtype != DType::kUndefined && t.dtype() != info.dtype) {
+    return InvalidInput("input '" + info.name + "' must be " + std::string(DTypeName(info.dtype)) +
+                        ", got " + std::string(DTypeName(t.dtype())));
+  }
+  if (info.has_shape) {
+    bool ok = t.rank() == info.shape.size();
+    for (size_t d = 0; ok && d < info.shape.size(); ++d) {
+      if (info.shape[d] >= 0 && info.shape[d] != t.dim(d)) ok = false;
+    }
+    if (!ok) {
+      std::string want = "[";
+      for (size_t d = 0; d < info.shape.size(); ++d) {
+        if (d) want += ", ";
+        want += info.shape[d] < 0 ? "?" : std::to_string(info.shape[d]);
+      }
+      want += "]";
+      return InvalidInput("input '" + info.name + "' must have shape " + want + ", got " +
+                          ShapeToString(t.shape()));
+    }
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Tensor>> OnnxModel::Run(std::span<const Tensor> inputs) const {
+  try {
+    return RunImpl(inputs);
+  } catch (const std::bad_alloc&) {
+    return Status(Code::kPrediction, "out of memory while running the model");
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected error while running the model: ") + e.what());
+  }
+}
+
+Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) const {
+  if (inputs.size() != inputs_.size()) {
+    return InvalidInput("the model takes " + std::to_string(inputs_.size()) + " inputs, got " +
+                        std::to_string(inputs.size()));
+  }
+  std::vector<Tensor> values(num_values_);
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    RETURN_IF_ERROR(CheckInput(i, inputs[i]));
+    values[input_ids_[i]] = inputs[i];
+  }
+  std::vector<const Tensor*> in_ptrs(max_inputs_);
+  std::vector<Tensor*> out_ptrs(max_outputs_);
+  for (const CompiledNode& n : nodes_) {
+    for (size_t k = 0; k < n.inputs.size(); ++k) {
+      const int32_t id = n.inputs[k];
+      in_ptrs[k] = id < 0 ? nullptr : constants_[id].defined() ? &constants_[id] : &values[id];
+      if (in_ptrs[k] && !in_ptrs[k]->defined()) {
+        return Internal(n.label + ": input " + std::to_string(k) + " has no value");
+      }
+    }
+    for (size_t k = 0; k < n.outputs.size(); ++k) out_ptrs[k] = &values[n.outputs[k]];
+    KernelContext ctx{std::span<const Tensor* const>(in_ptrs.data(), n.inputs.size()),
+                      std::span<Tensor* const>(out_ptrs.data(), n.outputs.size())};
+    Status st = n.kernel->Run(ctx);
+    if (!st.ok()) return Prefix(n.label, st);
+    for (int32_t id : n.release) values[id] = Tensor();
+  }
+  std::vector<Tensor> out;
+  out.reserve(output_ids_.size());
+  for (size_t i = 0; i < output_ids_.size(); ++i) {
+    const int32_t id = output_ids_[i];
+    const Tensor& t = constants_[id].defined() ? constants_[id] : values[id];
+    if (!t.defined()) {
+      return Internal("graph output '" + outputs_[i].name + "' was not computed");
+    }
+    out.push_back(t);
+  }
+  return out;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<Model>> Model::LoadOnnx(const std::string& bytes) {
+  try {
+    onnx::ModelProto proto;
+    RETURN_IF_ERROR(onnx::ParseModelProto(bytes, &proto));
+    auto model = std::make_shared<OnnxModel>();
+    RETURN_IF_ERROR(model->Compile(proto));
+    return std::shared_ptr<Model>(std::move(model));
+  } catch (const std::bad_alloc&) {
+    return InvalidInput("the model is too large to load");
+  } catch (const std::exception& e) {
+    return Internal(std::string("unexpected error while loading the model: ") + e.what());
+  }
 }
 
 }  // namespace serveml::engine

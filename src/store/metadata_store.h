@@ -88,11 +88,23 @@ struct DeploymentFilter {
   int64_t offset = 0;
 };
 
+inline constexpr int64_t kMaxDeploymentPageSize = 100;
+
+// The filter a store actually applies: limit clamped to 1..kMaxDeploymentPageSize, offset
+// to >= 0. Stores call it themselves; the API layer may call it to echo the effective page.
+inline DeploymentFilter NormalizeDeploymentFilter(DeploymentFilter f) {
+  if (f.limit < 1) f.limit = 1;
+  if (f.limit > kMaxDeploymentPageSize) f.limit = kMaxDeploymentPageSize;
+  if (f.offset < 0) f.offset = 0;
+  return f;
+}
+
 class MetadataStore {
  public:
   virtual ~MetadataStore() = default;
 
-  // Users
+  // Users. The email is stored lower-cased; usernames are unique regardless of case.
+  // In every Create*/Add*, a created_at of 0 means "now".
   virtual Status CreateUser(const User& user) = 0;
   virtual Result<User> GetUserById(const std::string& id) = 0;
   virtual Result<User> GetUserByEmail(const std::string& email_lower) = 0;
@@ -100,6 +112,7 @@ class MetadataStore {
   // API keys
   virtual Status CreateApiKey(const ApiKey& key) = 0;
   virtual Result<ApiKey> GetApiKeyByHash(const std::string& key_hash) = 0;
+  // Newest first, revoked keys included.
   virtual Result<std::vector<ApiKey>> ListApiKeys(const std::string& user_id) = 0;
   // Marks revoked. NotFound unless the key exists and belongs to user_id.
   virtual Status RevokeApiKey(const std::string& user_id, const std::string& key_id) = 0;
@@ -115,7 +128,8 @@ class MetadataStore {
   virtual Status UpdateDeployment(const Deployment& d) = 0;
   // Deletes the deployment and its versions.
   virtual Status DeleteDeployment(const std::string& id) = 0;
-  // Every deployment in any of the given statuses (startup recovery, warm-up).
+  // Every deployment in any of the given statuses (startup recovery, warm-up); several
+  // statuses may be given comma-separated ("validating,active"). Oldest first.
   virtual Result<std::vector<Deployment>> ListDeploymentsByStatus(const std::string& status) = 0;
   virtual Result<int64_t> CountDeployments(const std::string& user_id) = 0;
 

@@ -1,0 +1,95 @@
+#include "engine/kernel.h"
+
+#include "engine/onnx/tensor_proto.h"
+
+namespace serveml::engine {
+
+Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape) {
+  int64_t n = 1;
+  for (int64_t d : shape) {
+    if (d < 0) return InvalidInput("negative dimension in shape " + ShapeToString(shape));
+    if (d != 0 && n > onnx::kMaxTensorElements / d) {
+      return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large");
+    }
+    n *= d;
+  }
+  if (n > onnx::kMaxTensorElements) {
+    return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large");
+  }
+  return Tensor(dtype, std::move(shape));
+}
+
+const onnx::AttributeProto* NodeAttrs::Find(std::string_view name) const {
+  for (const auto& a : node_.attribute) {
+    if (a.name == name) return &a;
+  }
+  return nullptr;
+}
+
+Status NodeAttrs::WrongType(const onnx::AttributeProto& a, std::string_view want) const {
+  std::string m = "attribute '" + a.name + "' must be ";
+  m += want;
+  m += ", got ";
+  m += onnx::AttributeTypeName(a.type);
+  return InvalidInput(std::move(m));
+}
+
+Result<int64_t> NodeAttrs::Int(std::string_view name, int64_t def) const {
+  const auto* a = Find(name);
+  if (!a) return def;
+  if (a->type != onnx::AttributeProto::kInt) return WrongType(*a, "INT");
+  return a->i;
+}
+
+Result<int64_t> NodeAttrs::RequiredInt(std::string_view name) const {
+  const auto* a = Find(name);
+  if (!a) return InvalidInput("missing required attribute '" + std::string(name) + "'");
+  if (a->type != onnx::AttributeProto::kInt) return WrongType(*a, "INT");
+  return a->i;
+}
+
+Result<float> NodeAttrs::Float(std::string_view name, float def) const {
+  const auto* a = Find(name);
+  if (!a) return def;
+  if (a->type != onnx::AttributeProto::kFloat) return WrongType(*a, "FLOAT");
+  return a->f;
+}
+
+Result<std::string> NodeAttrs::String(std::string_view name, std::string def) const {
+  const auto* a = Find(name);
+  if (!a) return def;
+  if (a->type != onnx::AttributeProto::kString) return WrongType(*a, "STRING");
+  return a->s;
+}
+
+Result<std::vector<int64_t>> NodeAttrs::Ints(std::string_view name) const {
+  const auto* a = Find(name);
+  if (!a) return std::vector<int64_t>{};
+  if (a->type != onnx::AttributeProto::kInts) return WrongType(*a, "INTS");
+  return a->ints;
+}
+
+Result<std::vector<float>> NodeAttrs::Floats(std::string_view name) const {
+  const auto* a = Find(name);
+  if (!a) return std::vector<float>{};
+  if (a->type != onnx::AttributeProto::kFloats) return WrongType(*a, "FLOATS");
+  return a->floats;
+}
+
+Result<std::vector<std::string>> NodeAttrs::Strings(std::string_view name) const {
+  const auto* a = Find(name);
+  if (!a) return std::vector<std::string>{};
+  if (a->type != onnx::AttributeProto::kStrings) return WrongType(*a, "STRINGS");
+  return a->strings;
+}
+
+Result<int64_t> NormalizeAxis(int64_t axis, int64_t rank, bool allow_end) {
+  int64_t hi = allow_end ? rank : rank - 1;
+  if (axis < -rank || axis > hi) {
+    return InvalidInput("axis " + std::to_string(axis) + " is out of range for rank " +
+                        std::to_string(rank));
+  }
+  return axis < 0 ? axis + rank : axis;
+}
+
+}  // namespace serveml::engine

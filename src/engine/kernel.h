@@ -1,0 +1,86 @@
+// Kernel: one compiled graph node. Created once at model load by a factory from the
+// operator table (ops/op_table.cc), which parses and validates the node's attributes; run
+// many times, possibly concurrently.
+//
+// Thread safety: Run() is const and must not mutate the kernel; all per-run state lives in
+// the KernelContext. Output tensors are fresh or alias an input (Tensors are never written
+// after they are produced, so aliasing is safe).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/status.h"
+#include "core/tensor.h"
+#include "engine/onnx/onnx_proto.h"
+
+namespace serveml::engine {
+
+struct KernelContext {
+  // One entry per node input; nullptr for an omitted optional input (empty name).
+  std::span<const Tensor* const> inputs;
+  // One entry per node output, never nullptr (unused outputs get a scratch slot). The
+  // kernel assigns every output.
+  std::span<Tensor* const> outputs;
+
+  const Tensor* input(size_t i) const { return i < inputs.size() ? inputs[i] : nullptr; }
+  size_t num_inputs() const { return inputs.size(); }
+  size_t num_outputs() const { return outputs.size(); }
+};
+
+class Kernel {
+ public:
+  virtual ~Kernel() = default;
+  // Computes the outputs from the inputs. Errors are InvalidInput for inputs the operator
+  // rejects (wrong dtype, incompatible shapes); the executor prefixes the node name.
+  virtual Status Run(KernelContext& ctx) const = 0;
+};
+
+// Everything a factory may look at. References are valid only during the factory call.
+struct KernelInit {
+  const onnx::NodeProto& node;
+  std::string_view domain;  // normalised: "" for ai.onnx
+  int64_t opset;            // the model's opset for the node's domain
+  // Per node input: the tensor if it is an initializer (known at load), else nullptr.
+  std::span<const Tensor* const> const_inputs;
+};
+
+using KernelPtr = std::unique_ptr<Kernel>;
+using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);
+
+// Allocates a tensor after checking the element count is sane (guards hostile shapes).
+// Shape entries must be >= 0.
+Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape);
+
+// Attribute access with type checks. Errors name the attribute and the expected type.
+class NodeAttrs {
+ public:
+  explicit NodeAttrs(const onnx::NodeProto& node) : node_(node) {}
+
+  const onnx::AttributeProto* Find(std::string_view name) const;
+  bool Has(std::string_view name) const { return Find(name) != nullptr; }
+
+  Result<int64_t> Int(std::string_view name, int64_t def) const;
+  Result<float> Float(std::string_view name, float def) const;
+  Result<std::string> String(std::string_view name, std::string def) const;
+  // Missing list attributes give an empty vector.
+  Result<std::vector<int64_t>> Ints(std::string_view name) const;
+  Result<std::vector<float>> Floats(std::string_view name) const;
+  Result<std::vector<std::string>> Strings(std::string_view name) const;
+  // Required variants.
+  Result<int64_t> RequiredInt(std::string_view name) const;
+
+ private:
+  Status WrongType(const onnx::AttributeProto& a, std::string_view want) const;
+  const onnx::NodeProto& node_;
+};
+
+// Normalises a possibly negative axis against `rank` (valid range [-rank, rank-1], or
+// [-rank, rank] when `allow_end`). InvalidInput otherwise.
+Result<int64_t> NormalizeAxis(int64_t axis, int64_t rank, bool allow_end = false);
+
+}  // namespace serveml::engine

@@ -1,0 +1,220 @@
+// Gemm and MatMul. float/double go through OpenBLAS (single-threaded: the server's own
+// threads share the cores); integer types use a plain loop.
+#include <cblas.h>
+
+#include <climits>
+#include <mutex>
+#include <type_traits>
+
+#include "engine/kernel.h"
+#include "engine/ops/broadcast.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/ops.h"
+
+namespace serveml::engine {
+
+void InitBlasThreads() {
+  static std::once_flag once;
+  std::call_once(once, [] { openblas_set_num_threads(1); });
+}
+
+namespace {
+
+// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major. lda/ldb are the row strides of
+// A and B as stored.
+template <typename T>
+void GemmRowMajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
+                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  } else if constexpr (std::is_same_v<T, double>) {
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
+                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+  } else {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        T acc = 0;
+        for (int64_t p = 0; p < k; ++p) {
+          const T av = ta ? a[p * lda + i] : a[i * lda + p];
+          const T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+          acc = static_cast<T>(acc + av * bv);
+        }
+        T prev = beta == T(0) ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
+        c[i * ldc + j] = static_cast<T>(alpha * acc + prev);
+      }
+    }
+  }
+}
+
+Status CheckBlasDims(int64_t m, int64_t n, int64_t k) {
+  if (m > INT_MAX || n > INT_MAX || k > INT_MAX) {
+    return InvalidInput("matrix dimensions exceed the supported size");
+  }
+  return Status::Ok();
+}
+
+#define SERVEML_GEMM_TYPES float, double, int32_t, int64_t, uint32_t, uint64_t
+
+class GemmKernel final : public Kernel {
+ public:
+  GemmKernel(float alpha, float beta, bool ta, bool tb)
+      : alpha_(alpha), beta_(beta), ta_(ta), tb_(tb) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const Tensor* a = ctx.input(0);
+    const Tensor* b = ctx.input(1);
+    const Tensor* c = ctx.input(2);
+    if (!a || !b) return InvalidInput("Gemm needs inputs A and B");
+    if (a->rank() != 2 || b->rank() != 2) {
+      return InvalidInput("Gemm inputs must be 2-D, got " + ShapeToString(a->shape()) + " and " +
+                          ShapeToString(b->shape()));
+    }
+    if (a->dtype() != b->dtype() || (c && c->dtype() != a->dtype())) {
+      return InvalidInput("Gemm inputs have different element types");
+    }
+    const int64_t m = ta_ ? a->dim(1) : a->dim(0);
+    const int64_t k = ta_ ? a->dim(0) : a->dim(1);
+    const int64_t kb = tb_ ? b->dim(1) : b->dim(0);
+    const int64_t n = tb_ ? b->dim(0) : b->dim(1);
+    if (k != kb) {
+      return InvalidInput(
+          "Gemm shapes " + ShapeToString(a->shape()) + " and " + ShapeToString(b->shape()) +
+          " do not match (transA=" + std::to_string(ta_) + ", transB=" + std::to_string(tb_) + ")");
+    }
+    RETURN_IF_ERROR(CheckBlasDims(m, n, k));
+    const std::vector<int64_t> out_shape{m, n};
+    if (c && !CanBroadcastTo(c->shape(), out_shape)) {
+      return InvalidInput("Gemm C of shape " + ShapeToString(c->shape()) +
+                          " cannot be broadcast to " + ShapeToString(out_shape));
+    }
+    return Dispatch<SERVEML_GEMM_TYPES>(a->dtype(), "Gemm", [&](auto tag) -> Status {
+      using T = decltype(tag);
+      ASSIGN_OR_RETURN(Tensor y, NewTensor(a->dtype(), out_shape));
+      T* py = y.data<T>();
+      const bool use_c = c && beta_ != 0.0f;
+      if (use_c) {
+        // Y = beta * broadcast(C), then Y += alpha * A' B'.
+        const T* pc = c->data<T>();
+        const T beta = static_cast<T>(beta_);
+        const size_t cr = c->rank();
+        const int64_t c_rows = cr == 2 ? c->dim(0) : 1;
+        const int64_t c_cols = cr >= 1 ? c->dim(cr - 1) : 1;
+        for (int64_t i = 0; i < m; ++i) {
+          const T* crow = pc + (c_rows == 1 ? 0 : i) * c_cols;
+          for (int64_t j = 0; j < n; ++j) {
+            py[i * n + j] = static_cast<T>(beta * crow[c_cols == 1 ? 0 : j]);
+          }
+        }
+      }
+      if (k > 0) {
+        GemmRowMajor<T>(ta_, tb_, m, n, k, static_cast<T>(alpha_), a->data<T>(), a->dim(1),
+                        b->data<T>(), b->dim(1), use_c ? T(1) : T(0), py, n);
+      }
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    });
+  }
+
+ private:
+  float alpha_, beta_;
+  bool ta_, tb_;
+};
+
+class MatMulKernel final : public Kernel {
+ public:
+  Status Run(KernelContext& ctx) const override {
+    const Tensor* a = ctx.input(0);
+    const Tensor* b = ctx.input(1);
+    if (!a || !b) return InvalidInput("MatMul needs two inputs");
+    if (a->dtype() != b->dtype()) return InvalidInput("MatMul inputs have different types");
+    if (a->rank() == 0 || b->rank() == 0) return InvalidInput("MatMul inputs must not be scalars");
+    // Promote 1-D operands as numpy does; the added dims are dropped from the result.
+    std::vector<int64_t> as = a->shape(), bs = b->shape();
+    const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+    if (a_vec) as.insert(as.begin(), 1);
+    if (b_vec) bs.push_back(1);
+    const int64_t m = as[as.size() - 2], k = as.back();
+    const int64_t kb = bs[bs.size() - 2], n = bs.back();
+    if (k != kb) {
+      return InvalidInput("MatMul shapes " + ShapeToString(a->shape()) + " and " +
+                          ShapeToString(b->shape()) + " do not match");
+    }
+    RETURN_IF_ERROR(CheckBlasDims(m, n, k));
+    std::span<const int64_t> a_batch(as.data(), as.size() - 2);
+    std::span<const int64_t> b_batch(bs.data(), bs.size() - 2);
+    std::vector<int64_t> batch;
+    RETURN_IF_ERROR(BroadcastShape(a_batch, b_batch, &batch));
+    std::vector<int64_t> out_shape = batch;
+    if (!a_vec) out_shape.push_back(m);
+    if (!b_vec) out_shape.push_back(n);
+
+    return Dispatch<SERVEML_GEMM_TYPES>(a->dtype(), "MatMul", [&](auto tag) -> Status {
+      using T = decltype(tag);
+      ASSIGN_OR_RETURN(Tensor y, NewTensor(a->dtype(), out_shape));
+      T* py = y.data<T>();
+      const T* pa = a->data<T>();
+      const T* pb = b->data<T>();
+      if (y.numel() == 0) {
+        *ctx.outputs[0] = std::move(y);
+        return Status::Ok();
+      }
+      if (k == 0) {  // zero-filled result already
+        *ctx.outputs[0] = std::move(y);
+        return Status::Ok();
+      }
+      int64_t a_batch_n = 1;
+      for (int64_t d : a_batch) a_batch_n *= d;
+      int64_t b_batch_n = 1;
+      for (int64_t d : b_batch) b_batch_n *= d;
+      if (b_batch_n == 1 &&
+          static_cast<int64_t>(batch.size()) == static_cast<int64_t>(a_batch.size())) {
+        // B is one matrix: fold A's batch into its rows, one GEMM call.
+        const int64_t rows = a_batch_n * m;
+        RETURN_IF_ERROR(CheckBlasDims(rows, n, k));
+        GemmRowMajor<T>(false, false, rows, n, k, T(1), pa, k, pb, n, T(0), py, n);
+      } else {
+        BroadcastPlan plan = MakeBroadcastPlan(a_batch, b_batch, batch);
+        int64_t out_index = 0;
+        ForEachBroadcastRun(
+            plan, [&](int64_t oa, int64_t ob, int64_t, int64_t len, int64_t sa, int64_t sb) {
+              for (int64_t i = 0; i < len; ++i) {
+                const T* ma = pa + (oa + i * sa) * m * k;
+                const T* mb = pb + (ob + i * sb) * k * n;
+                GemmRowMajor<T>(false, false, m, n, k, T(1), ma, k, mb, n, T(0),
+                                py + out_index * m * n, n);
+                ++out_index;
+              }
+            });
+      }
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    });
+  }
+};
+
+}  // namespace
+
+Result<KernelPtr> MakeGemm(const KernelInit& init) {
+  InitBlasThreads();
+  if (init.node.input.size() < 2 || init.node.input.size() > 3) {
+    return InvalidInput("Gemm needs 2 or 3 inputs");
+  }
+  NodeAttrs attrs(init.node);
+  ASSIGN_OR_RETURN(float alpha, attrs.Float("alpha", 1.0f));
+  ASSIGN_OR_RETURN(float beta, attrs.Float("beta", 1.0f));
+  ASSIGN_OR_RETURN(int64_t ta, attrs.Int("transA", 0));
+  ASSIGN_OR_RETURN(int64_t tb, attrs.Int("transB", 0));
+  return KernelPtr(new GemmKernel(alpha, beta, ta != 0, tb != 0));
+}
+
+Result<KernelPtr> MakeMatMul(const KernelInit& init) {
+  InitBlasThreads();
+  if (init.node.input.size() != 2) return InvalidInput("MatMul needs exactly two inputs");
+  return KernelPtr(new MatMulKernel());
+}
+
+}  // namespace serveml::engine
