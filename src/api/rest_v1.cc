@@ -27,10 +27,29 @@ Response JsonResponse(int status, const json& j) {
 
 std::string Iso(int64_t micros) { return FormatIso8601(micros); }
 
-// Runs `fn(req)` on the blocking pool; the request moves there.
+// A copy of `req` for work that outlives the handler call. The body and uploads move (they
+// may be large); the rest is copied because the server still reads the request id, method
+// and path of the original when it writes the response and the access log line.
+std::shared_ptr<Request> Detach(Request& req) {
+  auto d = std::make_shared<Request>();
+  d->method = req.method;
+  d->target = req.target;
+  d->path = req.path;
+  d->query = req.query;
+  d->headers = req.headers;
+  d->body = std::move(req.body);
+  d->form = std::move(req.form);
+  d->uploads = std::move(req.uploads);
+  d->remote_addr = req.remote_addr;
+  d->request_id = req.request_id;
+  d->path_params = req.path_params;
+  return d;
+}
+
+// Runs `fn(req)` on the blocking pool.
 template <typename Fn>
 void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn) {
-  auto shared = std::make_shared<Request>(std::move(req));
+  auto shared = Detach(req);
   bool ok = ctx->blocking->Submit([shared, respond, fn]() mutable {
     Response r;
     try {
@@ -606,7 +625,7 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
     return respond(RunPrediction(req, *h, t0));
   }
   // Cold or expensive: off the I/O thread.
-  auto shared = std::make_shared<Request>(std::move(req));
+  auto shared = Detach(req);
   std::optional<platform::Principal> caller_copy = caller;
   bool ok = ctx->models->Submit([ctx, shared, respond, caller_copy, id, t0] {
     const platform::Principal* p = caller_copy ? &*caller_copy : nullptr;

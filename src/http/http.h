@@ -33,29 +33,37 @@ class UploadedFiles {
   UploadedFiles(const UploadedFiles&) = delete;
   UploadedFiles& operator=(const UploadedFiles&) = delete;
   void Add(std::string path) { paths_.push_back(std::move(path)); }
+  // Forgets every path: the files are no longer deleted by this object.
+  void Release() { paths_.clear(); }
+  // Paths currently owned, in the order they were added.
+  const std::vector<std::string>& paths() const { return paths_; }
 
  private:
   std::vector<std::string> paths_;
 };
 
+// One HTTP request as the server hands it to a handler. The server owns it and does not
+// touch or reuse it until the handler's Responder has been called, so a handler may keep a
+// reference (or move fields out) until it responds.
 struct Request {
-  std::string method;   // "GET", "POST", ...
-  std::string target;   // raw request target, e.g. "/api/v1/deployments?limit=5"
-  std::string path;     // percent-decoded path without query, e.g. "/api/v1/deployments"
-  std::string query;    // raw query string without '?', e.g. "limit=5"
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // raw request target, e.g. "/api/v1/deployments?limit=5"
+  std::string path;    // percent-decoded path without query, e.g. "/api/v1/deployments"
+  std::string query;   // raw query string without '?', e.g. "limit=5"
   std::vector<std::pair<std::string, std::string>> headers;  // names lower-cased
-  std::string body;     // whole body for non-multipart requests
-  std::vector<FormPart> form;                  // parsed multipart/form-data parts
-  std::shared_ptr<UploadedFiles> uploads;      // owner of form temp files
-  std::string remote_addr;                     // peer IP address
-  std::string request_id;                      // "req-<hex>" assigned by the server
+  std::string body;                        // whole body for non-multipart requests
+  std::vector<FormPart> form;              // parsed multipart/form-data parts
+  std::shared_ptr<UploadedFiles> uploads;  // owner of form temp files
+  std::string remote_addr;                 // peer IP address
+  std::string request_id;                  // "req-<hex>" assigned by the server
   std::vector<std::pair<std::string, std::string>> path_params;  // filled by the Router
 
   // First header value with this (lower-case) name, or empty.
   std::string_view Header(std::string_view lower_name) const;
   // Path parameter captured by a "{name}" segment, or empty.
   std::string_view Param(std::string_view name) const;
-  // Percent-decoded query parameter value, or std::nullopt-like empty + found=false.
+  // Percent-decoded ('+' is a space) value of the first query parameter with this name.
+  // Returns false, leaving *value untouched, when absent; "?a" and "?a=" both give "".
   bool QueryParam(std::string_view name, std::string* value) const;
   // The form part with this field name, or nullptr.
   const FormPart* Part(std::string_view name) const;

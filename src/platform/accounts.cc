@@ -9,10 +9,6 @@
 namespace serveml::platform {
 
 namespace {
-std::string Lower(std::string s) {
-  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return s;
-}
 std::string JoinScopes(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) {
@@ -20,14 +16,6 @@ std::string JoinScopes(const std::vector<std::string>& v) {
     s += x;
   }
   return s;
-}
-// A precomputed hash so a login for an unknown email costs as much as a real one.
-const std::string& DummyHash() {
-  static const std::string h = [] {
-    auto r = HashPassword("serveml-dummy-password");
-    return r.ok() ? r.value() : std::string();
-  }();
-  return h;
 }
 }  // namespace
 
@@ -66,7 +54,7 @@ Result<RegisterResult> Accounts::Register(const std::string& email, const std::s
   if (full_name.size() > 200) return ValidationError("full_name must be at most 200 characters");
   store::User u;
   u.id = NewUuid();
-  u.email = Lower(email);
+  u.email = NormalizeEmail(email);
   u.username = username;
   u.full_name = full_name;
   ASSIGN_OR_RETURN(u.password_hash, HashPassword(password));
@@ -79,10 +67,10 @@ Result<RegisterResult> Accounts::Register(const std::string& email, const std::s
 }
 
 Result<std::string> Accounts::Login(const std::string& email, const std::string& password) {
-  auto user = store_->GetUserByEmail(Lower(email));
+  auto user = store_->GetUserByEmail(NormalizeEmail(email));
   if (!user.ok()) {
     if (user.status().code() != Code::kNotFound) return user.status();
-    (void)VerifyPassword(DummyHash(), password);
+    VerifyPasswordDummy(password);  // same cost as a real check: no account enumeration
     return Unauthorized("incorrect email or password");
   }
   if (!VerifyPassword(user->password_hash, password)) {

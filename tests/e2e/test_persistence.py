@@ -86,3 +86,38 @@ def test_sigterm_drains_in_flight_uploads(fresh_server):
     t.join()
     assert rc == 0
     assert result.get("status") == 200, result
+
+
+def test_crash_during_deploy_never_leaves_active_without_artifact(fresh_server):
+    """SIGKILL right after uploads: after a restart every deployment is active with a
+    working model (its artifact was stored first) or failed with a reason, and the blob
+    store holds no half-written file."""
+    import signal as _signal
+    srv = fresh_server.start()
+    c = register(srv.url)
+    ids = []
+    for i in range(5):
+        files = {"model_file": (f"m{i}.onnx", models.serialize(models.mlp(seed=i)), "application/octet-stream")}
+        r = c.post("/api/v1/deploy", files=files, data={"name": f"crash-{i}"})
+        assert r.status_code == 200
+        ids.append(r.json()["id"])
+    srv.proc.send_signal(_signal.SIGKILL)
+    srv.proc.wait()
+    srv.proc = None
+    srv.log.close()
+
+    tmp = srv.data_dir / "blobs" / "tmp"
+    srv.start()
+    c.url = srv.url
+    for dep in ids:
+        d = c.wait(dep)
+        assert d["status"] in ("active", "failed"), d
+        if d["status"] == "active":
+            assert c.predict(dep, [1, 2, 3, 4]).status_code == 200
+        else:
+            assert d["error_message"]
+    assert not any(tmp.iterdir()) if tmp.exists() else True
+    for blob in (srv.data_dir / "blobs").glob("??/*"):
+        import hashlib
+        assert hashlib.sha256(blob.read_bytes()).hexdigest() == blob.name
+    assert srv.stop() == 0
