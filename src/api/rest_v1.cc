@@ -556,10 +556,7 @@ Response DownloadOnnx(ApiContext* ctx, const Request& req) {
   std::string id(req.Param("id"));
   auto d = ctx->deployments->Get(p->user_id, id);
   if (!d.ok()) return ErrorResponse(d.status(), req.request_id);
-  if (d->framework != "onnx") {
-    return ErrorResponse(ValidationError("this deployment's model is not available as ONNX"), req.request_id);
-  }
-  auto bytes = ctx->deployments->ReadArtifact(p->user_id, id);
+  auto bytes = ctx->deployments->ReadOnnx(p->user_id, id);
   if (!bytes.ok()) return ErrorResponse(bytes.status(), req.request_id);
   Response r;
   r.content_type = "application/octet-stream";

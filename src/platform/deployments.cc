@@ -32,12 +32,6 @@ std::string ReadHead(const std::string& path, size_t n) {
   return head;
 }
 
-std::string DefaultModelType(const runtime::LoadedModel& m) {
-  const auto& info = m.info();
-  if (!info.graph_name.empty()) return info.graph_name;
-  return "onnx-graph";
-}
-
 Status ValidateConfig(const DeploymentConfig& c) {
   if (c.memory_mb && (*c.memory_mb < 64 || *c.memory_mb > 65536)) {
     return ValidationError("memory must be between 64 and 65536 MB");
@@ -222,7 +216,7 @@ void Deployments::Validate(const std::string& deployment_id, const std::string& 
   store::Deployment nd = *d;
   if (model.ok()) {
     nv.status = store::kStatusActive;
-    nv.model_type = nv.framework == "onnx" ? DefaultModelType(**model) : nv.framework;
+    nv.model_type = (*model)->model_type();
     nv.metadata_json = (*model)->MetadataJson();
     nd.status = store::kStatusActive;
     nd.error_message.clear();
@@ -366,6 +360,18 @@ Result<std::string> Deployments::ReadArtifact(const std::string& user_id, const 
   }
   ASSIGN_OR_RETURN(auto v, store_->GetVersion(id, d.current_version));
   return blobs_->Get(v.blob_sha256);
+}
+
+Result<std::string> Deployments::ReadOnnx(const std::string& user_id, const std::string& id) {
+  ASSIGN_OR_RETURN(store::Deployment d, Get(user_id, id));
+  if (d.framework == "onnx") return ReadArtifact(user_id, id);
+  if (d.current_version.empty()) {
+    return ValidationError("deployment '" + id + "' has no validated version");
+  }
+  Principal owner;
+  owner.user_id = user_id;
+  ASSIGN_OR_RETURN(ServingHandle h, Resolve(&owner, id, /*load_if_needed=*/true));
+  return h.model->converted_onnx();
 }
 
 Result<ServingHandle> Deployments::Resolve(const Principal* caller, const std::string& id,

@@ -108,6 +108,9 @@ class Deployments {
                                      const std::string& version);
   // Reads the current artifact bytes (for downloads). Blocking.
   Result<std::string> ReadArtifact(const std::string& user_id, const std::string& id);
+  // The current version as ONNX: the artifact itself for ONNX uploads, else the converted
+  // graph. Blocking (may load the model).
+  Result<std::string> ReadOnnx(const std::string& user_id, const std::string& id);
 
   // Hot path: the model to run for `caller` (nullptr = anonymous) on deployment `id`.
   // NotFound if it does not exist or is not visible to the caller; InvalidInput-style

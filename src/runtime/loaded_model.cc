@@ -5,6 +5,7 @@
 
 #include "core/clock.h"
 #include "core/json_writer.h"
+#include "importers/importers.h"
 
 namespace serveml::runtime {
 namespace {
@@ -73,12 +74,20 @@ Tensor MakeProbeTensor(const engine::TensorInfo& info, int64_t batch) {
 
 Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
                                                        const std::string& format) {
-  if (format != "onnx") {
-    return Unsupported("model format '" + format + "' is not supported yet; export the model to ONNX");
-  }
   auto lm = std::make_shared<LoadedModel>();
-  ASSIGN_OR_RETURN(lm->model_, engine::Model::LoadOnnx(bytes));
-  lm->size_bytes_ = static_cast<int64_t>(bytes.size());
+  std::vector<std::string> imported_features;
+  if (format != "onnx") {
+    ASSIGN_OR_RETURN(importers::ImportResult imported, importers::ConvertToOnnx(bytes, format));
+    lm->converted_onnx_ = std::move(imported.onnx);
+    lm->model_type_ = std::move(imported.model_type);
+    imported_features = std::move(imported.feature_names);
+  }
+  const std::string& onnx = format == "onnx" ? bytes : lm->converted_onnx_;
+  ASSIGN_OR_RETURN(lm->model_, engine::Model::LoadOnnx(onnx));
+  if (lm->model_type_.empty()) {
+    lm->model_type_ = lm->model_->info().graph_name.empty() ? "onnx-graph" : lm->model_->info().graph_name;
+  }
+  lm->size_bytes_ = static_cast<int64_t>(onnx.size());
   ModelSignature& sig = lm->signature_;
   sig.inputs = lm->model_->inputs();
   sig.outputs = lm->model_->outputs();
@@ -90,8 +99,8 @@ Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
   if (sig.inputs.size() == 1) {
     auto it = props.find("feature_names");
     const auto& in = sig.inputs[0];
-    if (it != props.end() && in.has_shape && in.shape.size() == 2) {
-      auto names = SplitFeatureNames(it->second);
+    if ((it != props.end() || !imported_features.empty()) && in.has_shape && in.shape.size() == 2) {
+      auto names = !imported_features.empty() ? imported_features : SplitFeatureNames(it->second);
       if (in.shape[1] < 0 || static_cast<int64_t>(names.size()) == in.shape[1]) {
         sig.feature_names = std::move(names);
       }

@@ -44,8 +44,9 @@ struct ModelSignature {
 
 class LoadedModel {
  public:
-  // Parses and validates `bytes` in `format` ("onnx"), analyses its signature, runs one
-  // generated probe input and measures its latency. Errors carry an actionable message.
+  // Parses and validates `bytes` in `format` ("onnx", or "sklearn"/"xgboost"/"lightgbm",
+  // which the importers first convert to ONNX), analyses its signature, runs one generated
+  // probe input and measures its latency. Errors carry an actionable message.
   static Result<std::shared_ptr<LoadedModel>> Load(const std::string& bytes,
                                                    const std::string& format);
 
@@ -57,6 +58,11 @@ class LoadedModel {
   bool cheap() const { return probe_micros_ < 200; }
   // Approximate resident bytes (artifact size), for the memory budget.
   int64_t size_bytes() const { return size_bytes_; }
+  // The ONNX form of a converted model (empty when the upload was ONNX already).
+  const std::string& converted_onnx() const { return converted_onnx_; }
+  // The source estimator's class for converted models ("RandomForestClassifier"), else
+  // the ONNX graph name.
+  const std::string& model_type() const { return model_type_; }
 
   // Runs the model. Thread safe.
   Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const {
@@ -72,6 +78,8 @@ class LoadedModel {
   ModelSignature signature_;
   int64_t probe_micros_ = 0;
   int64_t size_bytes_ = 0;
+  std::string converted_onnx_;
+  std::string model_type_;
 };
 
 // Builds a probe input for one graph input: batch `batch` on dynamic dims, 1 on other
