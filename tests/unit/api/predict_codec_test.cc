@@ -105,7 +105,9 @@ TEST(PredictCodec, WritesClassifierResponse) {
   ASSERT_TRUE(body.ok());
   EXPECT_EQ(*body,
             R"({"predictions":[1,0],"probabilities":[[0.25,0.75],[0.5,0.5]],"model_version":"v3","response_time_ms":1.5,"batch_size":2})");
-  auto single = WritePredictResponse(sig, outs, true, 1, "v3", 0.25);
+  std::vector<Tensor> one = {Tensor::From<int64_t>({1}, {1}),
+                             Tensor::From<float>({1, 2}, {0.25f, 0.75f})};
+  auto single = WritePredictResponse(sig, one, true, 1, "v3", 0.25);
   ASSERT_TRUE(single.ok());
   EXPECT_EQ(*single,
             R"({"prediction":1,"probabilities":[0.25,0.75],"model_version":"v3","response_time_ms":0.25})");
