@@ -216,6 +216,8 @@ struct Core {
   ServerOptions opts;
   const Router* router;
   std::string fixed_headers;  // "Server: serveml\r\n" + default headers
+  // Default headers (validated); a response header of the same name replaces one.
+  std::vector<std::pair<std::string, std::string>> default_headers;
   int64_t idle_ms = 60000;
   MultipartLimits mp_limits;
   std::vector<std::unique_ptr<Worker>> workers;
@@ -656,7 +658,16 @@ class Session : public std::enable_shared_from_this<Session> {
     head_.push_back(' ');
     head_.append(ReasonPhrase(status));
     head_.append("\r\n");
-    head_.append(impl_->fixed_headers);
+    if (resp_.headers.empty()) {
+      head_.append(impl_->fixed_headers);
+    } else {
+      head_.append("Server: serveml\r\n");
+      for (const auto& [k, v] : impl_->default_headers) {
+        bool overridden = false;
+        for (const auto& rh : resp_.headers) overridden |= boost::beast::iequals(rh.first, k);
+        if (!overridden) head_.append(k).append(": ").append(v).append("\r\n");
+      }
+    }
     head_.append(w_->date_line);
     bool no_body = status < 200 || status == 204 || status == 304;
     if (!no_body) {
@@ -913,6 +924,7 @@ std::string Server::Start() {
   for (const auto& [k, v] : o.default_headers) {
     if (k.empty() || !SafeHeaderText(k) || !SafeHeaderText(v)) continue;
     im.fixed_headers.append(k).append(": ").append(v).append("\r\n");
+    im.default_headers.emplace_back(k, v);
   }
 
   size_t n = o.io_threads;
