@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 
-.PHONY: all deps build build-asan run test unit e2e bench format clean
+.PHONY: all deps web build build-asan run test unit e2e web-test bench format clean
 
 all: build
 
@@ -18,7 +18,20 @@ deps:
 $(BUILD)/build.ninja:
 	cmake -S . -B $(BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release
 
-build: deps $(BUILD)/build.ninja
+# The web dashboard (web/, Vite): built into web/dist, which CMake compiles into the binary.
+# Without Node.js the binary still builds, with no dashboard (GET / answers JSON).
+WEB_SOURCES := $(shell find web/src web/public -type f 2>/dev/null) web/index.html \
+	web/package.json web/package-lock.json web/vite.config.ts web/tsconfig.json
+web/dist/index.html: $(WEB_SOURCES)
+	@if command -v npm >/dev/null 2>&1 && [ -d web/node_modules ]; then \
+		cd web && npm run build; \
+	else \
+		echo "warning: Node.js/npm or web/node_modules missing: building serveml without the dashboard"; \
+	fi
+
+web: deps web/dist/index.html
+
+build: deps web $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j$(JOBS)
 
 $(ASAN_BUILD)/build.ninja:
@@ -38,6 +51,9 @@ unit: build
 
 e2e: build
 	.venv/bin/python -m pytest -q tests/e2e
+
+web-test: build
+	cd tests/web && SERVEML_BINARY=$(abspath $(BUILD))/serveml node --test --test-reporter=tap dashboard.test.mjs
 
 bench: build
 	bash bench/run.sh

@@ -25,6 +25,16 @@ count_pytest() {
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${e:-0})); skipped=$((skipped + ${s:-0}))
 }
 
+# node --test TAP summary: "# pass 9" / "# fail 1" / "# cancelled 0" / "# skipped 0" / "# todo 1"
+count_node() {
+  local log=$1 p f c s t
+  p=$(grep -E '^# pass [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+'); f=$(grep -E '^# fail [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
+  c=$(grep -E '^# cancelled [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+'); s=$(grep -E '^# skipped [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
+  t=$(grep -E '^# todo [0-9]+' "$log" | tail -1 | grep -Eo '[0-9]+')
+  if [ -z "$p$f" ]; then failed=$((failed + 1)); return; fi  # the runner itself failed
+  passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0} + ${t:-0}))
+}
+
 echo "== unit tests (release) =="
 ctest --test-dir build --output-on-failure -j2 2>&1 | tee build/test-results/unit.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
@@ -40,10 +50,49 @@ SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovi
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e.log
 
+# The sanitized binary runs the API, security and importer-hostility suites; the large
+# numeric comparison suites (engine, operators, importers) run against the release binary.
 echo "== end-to-end tests (ASan/UBSan binary) =="
-SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee build/test-results/e2e-asan.log
+SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
+  tests/e2e/test_journey.py tests/e2e/test_errors.py tests/e2e/test_isolation.py \
+  tests/e2e/test_persistence.py tests/e2e/test_cli.py tests/e2e/test_metrics.py \
+  tests/e2e/test_sklearn_import.py::test_hostile_corpus tests/e2e/test_sklearn_import.py::test_every_saver \
+  tests/e2e/test_sklearn_import.py::test_unsupported_estimator_is_named tests/e2e/test_sklearn_import.py::test_not_an_estimator 2>&1 | tee build/test-results/e2e-asan.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e-asan.log
+
+echo "== ONNX backend conformance (release binary) =="
+SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider tests/ops 2>&1 | tee build/test-results/ops.log
+st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
+count_pytest build/test-results/ops.log
+
+echo "== Python SDK tests (release binary) =="
+SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests 2>&1 | tee build/test-results/sdk.log
+st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
+count_pytest build/test-results/sdk.log
+
+echo "== OpenAPI lint (Redocly, docs/openapi.json) =="
+if [ -x tools/openapi/node_modules/.bin/redocly ]; then
+  if (cd tools/openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true \
+        node_modules/.bin/redocly lint --config redocly.yaml ../../docs/openapi.json) 2>&1 | tee build/test-results/openapi-lint.log; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1)); rc=1
+  fi
+else
+  echo "tools/openapi/node_modules missing: run 'make deps'" | tee build/test-results/openapi-lint.log
+  failed=$((failed + 1)); rc=1
+fi
+
+echo "== browser tests (dashboard in Chromium, release binary) =="
+if [ -x "${CHROMIUM_PATH:-/usr/bin/chromium}" ] && [ -d tests/web/node_modules/playwright-core ]; then
+  (cd tests/web && SERVEML_BINARY=$PWD/../../build/serveml node --test --test-reporter=tap dashboard.test.mjs) 2>&1 | tee build/test-results/web.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  count_node build/test-results/web.log
+else
+  echo "chromium or tests/web/node_modules missing: run 'make deps'" | tee build/test-results/web.log
+  failed=$((failed + 1)); rc=1
+fi
 
 echo
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"

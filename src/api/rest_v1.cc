@@ -9,6 +9,7 @@
 
 #include "api/errors.h"
 #include "api/predict_codec.h"
+#include "api/web_routes.h"
 #include "core/clock.h"
 #include "core/log.h"
 
@@ -148,14 +149,16 @@ json DeploymentJson(ApiContext* ctx, const store::Deployment& d, const std::stri
            {"max_instances", d.max_instances},
            {"is_public", d.is_public}}}};
   if (detail) {
-    auto c = ctx->deployments->Counters(d.id);
-    int64_t req = c ? c->requests.load() : 0;
-    int64_t err = c ? c->errors.load() : 0;
-    int64_t lat = c ? c->latency_micros_total.load() : 0;
-    j["metrics_summary"] = {{"request_count", req},
-                            {"error_count", err},
-                            {"avg_latency_ms", req ? static_cast<double>(lat) / req / 1000.0 : 0.0},
-                            {"cold_starts", c ? c->cold_starts.load() : 0}};
+    // All-time totals, persisted with the per-minute metrics (same data as /metrics/{id}).
+    auto t = ctx->deployments->MetricsTotals(d.id);
+    store::MetricsTotals tot = t.ok() ? *t : store::MetricsTotals{};
+    if (!t.ok()) LOG_WARN("metrics totals unavailable").Str("deployment_id", d.id).Str("error", t.status().ToString());
+    double avg = tot.request_count ? static_cast<double>(tot.latency_sum_ns) / static_cast<double>(tot.request_count) / 1e6 : 0.0;
+    j["metrics_summary"] = {{"request_count", tot.request_count},
+                            {"error_count", tot.error_count},
+                            {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
+                            {"cold_starts", tot.cold_starts},
+                            {"total_rows", tot.row_count}};
     j["requirements"] = d.requirements.empty() ? json(nullptr) : json(d.requirements);
   }
   return j;
@@ -325,7 +328,9 @@ Response Me(ApiContext* ctx, const Request& req) {
   if (!count.ok()) return ErrorResponse(count.status(), req.request_id);
   json j = UserJson(*u);
   j["deployment_count"] = *count;
-  j["total_predictions"] = ctx->deployments->TotalPredictions(p->user_id);
+  auto total = ctx->deployments->TotalPredictions(p->user_id);
+  if (!total.ok()) return ErrorResponse(total.status(), req.request_id);
+  j["total_predictions"] = *total;
   return JsonResponse(200, j);
 }
 
@@ -566,38 +571,46 @@ Response DownloadOnnx(ApiContext* ctx, const Request& req) {
 }
 
 // Parses, runs and answers one prediction. Runs on an I/O thread for cheap resident
-// models, otherwise on the model pool.
-Response RunPrediction(const Request& req, const platform::ServingHandle& h, int64_t t0) {
+// models, otherwise on the model pool. Every outcome is recorded in the deployment's
+// metrics (lock-free); a success records the same latency it reports as response_time_ms.
+Response RunPrediction(const Request& req, const platform::ServingHandle& h, int64_t t0,
+                       uint64_t caller) {
   const auto& sig = h.model->signature();
-  auto record = [&](bool ok, int64_t rows) {
-    h.counters->requests.fetch_add(1, std::memory_order_relaxed);
-    if (!ok) h.counters->errors.fetch_add(1, std::memory_order_relaxed);
-    h.counters->rows.fetch_add(rows, std::memory_order_relaxed);
-    h.counters->latency_micros_total.fetch_add((MonotonicNanos() - t0) / 1000,
-                                               std::memory_order_relaxed);
+  auto record = [&](bool ok, int64_t rows, int64_t latency_ns) {
+    h.metrics->Record(latency_ns, ok, rows, caller);
   };
   auto input = ParsePredictRequest(req.body, sig);
   if (!input.ok()) {
-    record(false, 0);
+    record(false, 0, MonotonicNanos() - t0);
     return ErrorResponse(input.status(), req.request_id);
   }
   auto outputs = h.model->Run(input->tensors);
   if (!outputs.ok()) {
-    record(false, 0);
+    record(false, input->batch, MonotonicNanos() - t0);
     Status st = outputs.status();
     if (st.code() != Code::kInvalidInput) st = Status(Code::kPrediction, "the model failed: " + st.message());
     LOG_WARN("prediction failed").Str("deployment_id", h.deployment_id)
         .Str("request_id", req.request_id).Str("error", st.message());
     return ErrorResponse(st, req.request_id);
   }
-  double ms = static_cast<double>(MonotonicNanos() - t0) / 1e6;
+  int64_t elapsed = MonotonicNanos() - t0;
+  // Reported with microsecond precision; record exactly what the client sees.
+  double ms = std::round(static_cast<double>(elapsed) / 1e3) / 1e3;
   auto body = WritePredictResponse(sig, *outputs, input->single, input->batch, h.version, ms);
   if (!body.ok()) {
-    record(false, 0);
+    record(false, input->batch, MonotonicNanos() - t0);
     return ErrorResponse(body.status(), req.request_id);
   }
-  record(true, input->batch);
+  record(true, input->batch, static_cast<int64_t>(std::llround(ms * 1e6)));
   return Response::Json(200, std::move(body).value());
+}
+
+// The caller a prediction is attributed to (metrics' unique users): the API key, else the
+// user, else (anonymous call to a public deployment) the client address.
+uint64_t CallerOf(const platform::Principal* p, const Request& req) {
+  if (p) return platform::CallerHash(p->via_api_key ? p->api_key_id : p->user_id);
+  std::string anon = "anon:" + req.remote_addr;
+  return platform::CallerHash(anon);
 }
 
 void Predict(ApiContext* ctx, Request& req, Responder respond) {
@@ -619,7 +632,7 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
     return respond(ErrorResponse(h.status(), req.request_id));
   }
   if (h->model && h->model->cheap()) {
-    return respond(RunPrediction(req, *h, t0));
+    return respond(RunPrediction(req, *h, t0, CallerOf(cp, req)));
   }
   // Cold or expensive: off the I/O thread.
   auto shared = Detach(req);
@@ -628,7 +641,7 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
     const platform::Principal* p = caller_copy ? &*caller_copy : nullptr;
     auto handle = ctx->deployments->Resolve(p, id, /*load_if_needed=*/true);
     if (!handle.ok()) return respond(ErrorResponse(handle.status(), shared->request_id));
-    respond(RunPrediction(*shared, *handle, t0));
+    respond(RunPrediction(*shared, *handle, t0, CallerOf(p, *shared)));
   });
   if (!ok) respond(ErrorResponse(Unavailable("the server is shutting down"), shared->request_id));
 }
@@ -642,7 +655,12 @@ void RegisterRestV1(http::Router* router, ApiContext* ctx) {
     };
   };
   auto health = [ctx](Request&, Responder respond) { respond(Health(ctx)); };
-  router->Add("GET", "/", health);
+  // Browsers (Accept: text/html) get the web dashboard when it is built in; every other
+  // client gets the health JSON.
+  router->Add("GET", "/", [ctx](Request& req, Responder respond) {
+    if (WantsHtml(req) && HasDashboard()) return respond(DashboardIndex(req));
+    respond(Health(ctx));
+  });
   router->Add("GET", "/health", health);
   router->Add("GET", "/api/v1/status", offload(&StatusPage));
   router->Add("POST", "/api/v1/auth/register", offload(&Register));

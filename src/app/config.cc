@@ -26,6 +26,13 @@ Status SetField(ServerConfig* c, std::string_view key, const std::string& v) {
     else if (key == "drain-seconds" || key == "drain_seconds") c->drain_seconds = std::stoi(v);
     else if (key == "log-level" || key == "log_level") c->log_level = v;
     else if (key == "bench-routes" || key == "bench_routes") c->bench_routes = v == "true" || v == "1";
+    else if (key == "metrics-minute-retention-days" || key == "metrics_minute_retention_days") c->metrics_minute_retention_days = std::stoll(v);
+    else if (key == "metrics-5m-retention-days" || key == "metrics_5m_retention_days") c->metrics_5m_retention_days = std::stoll(v);
+    else if (key == "metrics-hour-retention-days" || key == "metrics_hour_retention_days") c->metrics_hour_retention_days = std::stoll(v);
+    else if (key == "metrics-day-retention-days" || key == "metrics_day_retention_days") c->metrics_day_retention_days = std::stoll(v);
+    else if (key == "price-per-million-requests" || key == "price_per_million_requests") c->price_per_million_requests = std::stod(v);
+    else if (key == "price-per-gb-second" || key == "price_per_gb_second") c->price_per_gb_second = std::stod(v);
+    else if (key == "metrics-flush-ms" || key == "metrics_flush_ms") c->metrics_flush_ms = std::stoi(v);
     else return InvalidInput("unknown option '" + std::string(key) + "'");
   } catch (const std::exception&) {
     return InvalidInput("option '" + std::string(key) + "' needs a number, got '" + v + "'");

@@ -23,7 +23,15 @@ struct ServerConfig {
   int64_t token_ttl_seconds = 24 * 3600;
   int drain_seconds = 30;
   std::string log_level = "info";
-  bool bench_routes = false;          // POST /_bench/noop, for the benchmark harness
+  bool bench_routes = false;          // POST /_bench/noop and GET /api/v1/_routes (tests)
+  // Per-deployment metrics: retention per resolution (days) and cost-estimate prices (USD).
+  int64_t metrics_minute_retention_days = 2;
+  int64_t metrics_5m_retention_days = 14;
+  int64_t metrics_hour_retention_days = 90;
+  int64_t metrics_day_retention_days = 730;
+  double price_per_million_requests = 0.20;
+  double price_per_gb_second = 0.0000166667;
+  int metrics_flush_ms = 1000;        // how often finished minutes are written
 };
 
 // Parses `serve` flags (argv[0] is "serve"). Usage errors are InvalidInput.

@@ -3,14 +3,19 @@
 #include <signal.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <thread>
 
 #include "api/api_context.h"
 #include "api/errors.h"
+#include "api/metrics_routes.h"
+#include "api/openapi.h"
 #include "api/rest_v1.h"
+#include "api/web_routes.h"
 #include "app/config.h"
 #include "core/clock.h"
 #include "core/crypto.h"
@@ -21,6 +26,8 @@
 #include "platform/accounts.h"
 #include "platform/auth.h"
 #include "platform/deployments.h"
+#include "platform/metrics.h"
+#include "platform/scheduler.h"
 #include "runtime/model_cache.h"
 #include "store/blob_store.h"
 #include "store/metadata_store.h"
@@ -78,9 +85,26 @@ int ServeCommand(int argc, char** argv) {
   ThreadPool models(OrCores(cfg.model_threads), "models");
   runtime::ModelCache cache(cfg.model_memory_budget_bytes);
   platform::Accounts accounts(store->get(), std::move(signer).value(), cfg.token_ttl_seconds);
+  platform::MetricsOptions metrics_opts;
+  metrics_opts.minute_retention_days = cfg.metrics_minute_retention_days;
+  metrics_opts.five_minute_retention_days = cfg.metrics_5m_retention_days;
+  metrics_opts.hour_retention_days = cfg.metrics_hour_retention_days;
+  metrics_opts.day_retention_days = cfg.metrics_day_retention_days;
+  metrics_opts.price_per_million_requests = cfg.price_per_million_requests;
+  metrics_opts.price_per_gb_second = cfg.price_per_gb_second;
+  platform::Metrics metrics(store->get(), metrics_opts);
   platform::Deployments deployments(store->get(), blobs->get(), &cache,
-                                    static_cast<size_t>(cfg.validate_threads));
+                                    static_cast<size_t>(cfg.validate_threads), &metrics);
   if (Status st = deployments.Start(); !st.ok()) return Fail("deployments", st);
+
+  // Built-in scheduler: metrics flush (finished minutes), roll-ups and retention.
+  platform::Scheduler scheduler;
+  scheduler.Every("metrics-flush", std::chrono::milliseconds(std::max(50, cfg.metrics_flush_ms)),
+                  [&metrics] { return metrics.Flush(); });
+  scheduler.Every("metrics-rollup", std::chrono::seconds(10), [&metrics] { return metrics.RollUp(); });
+  scheduler.Every("metrics-retention", std::chrono::minutes(10),
+                  [&metrics] { return metrics.ApplyRetention(); });
+  scheduler.Start();
 
   std::atomic<bool> draining{false};
   api::ApiContext ctx;
@@ -96,9 +120,16 @@ int ServeCommand(int argc, char** argv) {
 
   http::Router router;
   api::RegisterRestV1(&router, &ctx);
+  api::RegisterMetricsRoutes(&router, &ctx);
+  api::RegisterOpenApiRoutes(&router);
+  api::RegisterWebRoutes(&router);
   if (cfg.bench_routes) {
     router.Add("POST", "/_bench/noop", [](http::Request&, http::Responder respond) {
       respond(http::Response::Json(200, "{\"ok\":true}"));
+    });
+    // Test-only: the route table, for the OpenAPI cross-check. Registered last.
+    router.Add("GET", "/api/v1/_routes", [&router](http::Request&, http::Responder respond) {
+      respond(http::Response::Json(200, api::RouteListJson(router)));
     });
   }
 
@@ -139,6 +170,10 @@ int ServeCommand(int argc, char** argv) {
   server.Stop(cfg.drain_seconds);
   models.Shutdown();
   blocking.Shutdown();
+  scheduler.Stop();
+  if (Status st = metrics.FlushAll(); !st.ok()) {
+    LOG_ERROR("could not write the last metrics").Str("error", st.ToString());
+  }
   deployments.Shutdown();
   LOG_INFO("stopped");
   return 0;

@@ -50,6 +50,7 @@ class OnnxModel final : public Model {
   std::vector<CompiledNode> nodes_;  // topological order
   size_t max_inputs_ = 0;
   size_t max_outputs_ = 0;
+  size_t folded_nodes_ = 0;  // nodes evaluated at load (constant folding)
 };
 
 std::string NodeLabel(const onnx::NodeProto& n, size_t index) {
@@ -246,6 +247,30 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     cn.kernel = std::move(k).value();
     cn.inputs = node_inputs[i];
     cn.outputs = node_outputs[i];
+    // Constant folding: a default-domain node whose inputs are all constants (initializers
+    // or folded outputs) runs once here; its outputs become constants and it leaves the
+    // run sequence. Downstream factories then see them as const inputs (e.g. Gemm
+    // pre-transposes a folded B).
+    bool foldable = NormalizeDomain(n.domain).empty();
+    for (int32_t id : cn.inputs) {
+      if (id >= 0 && !constants_[id].defined()) foldable = false;
+    }
+    if (foldable) {
+      std::vector<Tensor> outs(cn.outputs.size());
+      std::vector<Tensor*> out_ptrs;
+      for (Tensor& t : outs) out_ptrs.push_back(&t);
+      std::vector<const Tensor*> in_ptrs;
+      for (int32_t id : cn.inputs) in_ptrs.push_back(id >= 0 ? &constants_[id] : nullptr);
+      KernelContext ctx{in_ptrs, out_ptrs};
+      Status st = cn.kernel->Run(ctx);
+      if (!st.ok()) return Prefix(cn.label, st);
+      for (size_t k2 = 0; k2 < outs.size(); ++k2) {
+        if (!outs[k2].defined()) return Internal(cn.label + ": folding left an output unset");
+        constants_[cn.outputs[k2]] = std::move(outs[k2]);
+      }
+      ++folded_nodes_;
+      continue;
+    }
     max_inputs_ = std::max(max_inputs_, cn.inputs.size());
     max_outputs_ = std::max(max_outputs_, cn.outputs.size());
     nodes_.push_back(std::move(cn));
@@ -342,13 +367,31 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
     return InvalidInput("the model takes " + std::to_string(inputs_.size()) + " inputs, got " +
                         std::to_string(inputs.size()));
   }
-  std::vector<Tensor> values(num_values_);
+  // Per-thread scratch reused across runs (and models): no per-run heap allocation for the
+  // value table or the kernel argument arrays once a thread has run a model this size.
+  struct Scratch {
+    std::vector<Tensor> values;
+    std::vector<const Tensor*> in_ptrs;
+    std::vector<Tensor*> out_ptrs;
+  };
+  thread_local Scratch scratch;
+  struct Clear {  // drop every reference at exit so buffers are freed promptly
+    std::vector<Tensor>& v;
+    ~Clear() {
+      for (Tensor& t : v) t = Tensor();
+    }
+  };
+  if (scratch.values.size() < num_values_) scratch.values.resize(num_values_);
+  if (scratch.in_ptrs.size() < max_inputs_) scratch.in_ptrs.resize(max_inputs_);
+  if (scratch.out_ptrs.size() < max_outputs_) scratch.out_ptrs.resize(max_outputs_);
+  std::vector<Tensor>& values = scratch.values;
+  Clear clear{values};
   for (size_t i = 0; i < inputs.size(); ++i) {
     RETURN_IF_ERROR(CheckInput(i, inputs[i]));
     values[input_ids_[i]] = inputs[i];
   }
-  std::vector<const Tensor*> in_ptrs(max_inputs_);
-  std::vector<Tensor*> out_ptrs(max_outputs_);
+  std::vector<const Tensor*>& in_ptrs = scratch.in_ptrs;
+  std::vector<Tensor*>& out_ptrs = scratch.out_ptrs;
   for (const CompiledNode& n : nodes_) {
     for (size_t k = 0; k < n.inputs.size(); ++k) {
       const int32_t id = n.inputs[k];

@@ -6,6 +6,8 @@
 #include "core/clock.h"
 #include "core/crypto.h"
 
+#include <nlohmann/json.hpp>
+
 namespace serveml::platform {
 
 namespace {
@@ -17,6 +19,18 @@ std::string JoinScopes(const std::vector<std::string>& v) {
   }
   return s;
 }
+// The exp claim of a JWT whose signature was already verified; 0 if absent.
+int64_t TokenExpiry(std::string_view token) {
+  size_t a = token.find('.');
+  size_t b = token.find('.', a + 1);
+  if (a == std::string_view::npos || b == std::string_view::npos) return 0;
+  std::string payload;
+  if (!Base64UrlDecode(token.substr(a + 1, b - a - 1), &payload)) return 0;
+  auto j = nlohmann::json::parse(payload, nullptr, false);
+  if (!j.is_object() || !j.contains("exp") || !j["exp"].is_number_integer()) return 0;
+  return j["exp"].get<int64_t>();
+}
+
 }  // namespace
 
 bool Principal::Can(std::string_view scope) const {
@@ -117,9 +131,25 @@ Result<Principal> Accounts::Authenticate(std::string_view header) {
     return p;
   }
 
-  ASSIGN_OR_RETURN(std::string user_id, signer_.Verify(cred, NowUnixSeconds()));
+  int64_t now = NowUnixSeconds();
+  {
+    std::shared_lock lock(token_cache_mu_);
+    auto it = token_cache_.find(std::string(cred));
+    if (it != token_cache_.end() && it->second.expires_at > now) {
+      Principal p;
+      p.user_id = it->second.user_id;
+      return p;
+    }
+  }
+  ASSIGN_OR_RETURN(std::string user_id, signer_.Verify(cred, now));
   Principal p;
-  p.user_id = std::move(user_id);
+  p.user_id = user_id;
+  // Cached until the token's own expiry (Verify just checked it is in the future).
+  if (int64_t exp = TokenExpiry(cred); exp > now) {
+    std::unique_lock lock(token_cache_mu_);
+    if (token_cache_.size() > 50000) token_cache_.clear();
+    token_cache_[std::string(cred)] = CachedToken{std::move(user_id), exp};
+  }
   return p;
 }
 

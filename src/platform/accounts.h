@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -76,6 +77,15 @@ class Accounts {
   };
   std::mutex key_cache_mu_;
   std::unordered_map<std::string, CachedKey> key_cache_;  // key hash -> principal
+
+  // Tokens already verified (signature checked once): token -> (user id, expiry). Read
+  // under a shared lock on the prediction hot path; cleared when it grows too large.
+  struct CachedToken {
+    std::string user_id;
+    int64_t expires_at;  // the token's own exp claim
+  };
+  std::shared_mutex token_cache_mu_;
+  std::unordered_map<std::string, CachedToken> token_cache_;
 };
 
 // Splits "predict manage" or "predict,manage" into scopes.

@@ -86,8 +86,13 @@ Result<std::string> DetectFramework(const std::string& filename, const std::stri
 }
 
 Deployments::Deployments(store::MetadataStore* store, store::BlobStore* blobs,
-                         runtime::ModelCache* cache, size_t validate_threads)
-    : store_(store), blobs_(blobs), cache_(cache), validators_(validate_threads, "validate") {}
+                         runtime::ModelCache* cache, size_t validate_threads, Metrics* metrics)
+    : store_(store),
+      blobs_(blobs),
+      cache_(cache),
+      owned_metrics_(metrics ? nullptr : std::make_unique<Metrics>(store, MetricsOptions{})),
+      metrics_(metrics ? metrics : owned_metrics_.get()),
+      validators_(validate_threads, "validate") {}
 
 Deployments::~Deployments() { Shutdown(); }
 
@@ -105,7 +110,7 @@ void Deployments::SetDirEntry(const store::Deployment& d) {
   e.error_message = d.error_message;
   e.is_public = d.is_public;
   e.min_instances = d.min_instances;
-  if (!e.counters) e.counters = std::make_shared<PredictionCounters>();
+  if (!e.metrics) e.metrics = metrics_->ForDeployment(d.id);
 }
 
 Status Deployments::Start() {
@@ -292,6 +297,7 @@ Status Deployments::Delete(const std::string& user_id, const std::string& id) {
     std::unique_lock dl(dir_mu_);
     dir_.erase(id);
   }
+  metrics_->Forget(id);
   cache_->ErasePrefix(id + "@");
   for (const auto& v : versions) {
     auto referenced = store_->BlobReferenced(v.blob_sha256);
@@ -389,7 +395,7 @@ Result<ServingHandle> Deployments::Resolve(const Principal* caller, const std::s
     }
     h.deployment_id = id;
     h.version = it->second.current_version;
-    h.counters = it->second.counters;
+    h.metrics = it->second.metrics;
     status = it->second.status;
     error = it->second.error_message;
   }
@@ -418,23 +424,23 @@ Result<ServingHandle> Deployments::Resolve(const Principal* caller, const std::s
     return Status(Code::kPrediction, "could not load the model: " + loaded.status().message());
   }
   h.model = std::move(loaded).value();
-  if (h.cold_start) h.counters->cold_starts.fetch_add(1);
+  if (h.cold_start) h.metrics->RecordColdStart();
   return h;
 }
 
-std::shared_ptr<PredictionCounters> Deployments::Counters(const std::string& id) {
-  std::shared_lock lock(dir_mu_);
-  auto it = dir_.find(id);
-  return it == dir_.end() ? nullptr : it->second.counters;
+Result<store::MetricsTotals> Deployments::MetricsTotals(const std::string& id) {
+  return metrics_->Totals(id);
 }
 
-int64_t Deployments::TotalPredictions(const std::string& user_id) {
-  std::shared_lock lock(dir_mu_);
-  int64_t total = 0;
-  for (const auto& [id, e] : dir_) {
-    if (e.user_id == user_id) total += e.counters->requests.load();
+Result<int64_t> Deployments::TotalPredictions(const std::string& user_id) {
+  std::vector<std::string> ids;
+  {
+    std::shared_lock lock(dir_mu_);
+    for (const auto& [id, e] : dir_) {
+      if (e.user_id == user_id) ids.push_back(id);
+    }
   }
-  return total;
+  return metrics_->UserTotalRequests(user_id, ids);
 }
 
 }  // namespace serveml::platform

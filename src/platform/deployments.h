@@ -24,6 +24,7 @@
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "platform/accounts.h"
+#include "platform/metrics.h"
 #include "runtime/loaded_model.h"
 #include "runtime/model_cache.h"
 #include "store/blob_store.h"
@@ -51,21 +52,13 @@ struct DeploymentPatch {
   DeploymentConfig config;
 };
 
-// In-memory counters per deployment (process lifetime).
-struct PredictionCounters {
-  std::atomic<int64_t> requests{0};
-  std::atomic<int64_t> errors{0};
-  std::atomic<int64_t> rows{0};
-  std::atomic<int64_t> latency_micros_total{0};
-  std::atomic<int64_t> cold_starts{0};
-};
-
 // What the prediction path needs, resolved for one caller.
 struct ServingHandle {
   std::string deployment_id;
   std::string version;
   std::shared_ptr<runtime::LoadedModel> model;
-  std::shared_ptr<PredictionCounters> counters;
+  // Where the prediction path records its outcome (lock-free); never null.
+  std::shared_ptr<DeploymentMetrics> metrics;
   bool cold_start = false;
 };
 
@@ -76,8 +69,9 @@ Result<std::string> DetectFramework(const std::string& filename, const std::stri
 class Deployments {
  public:
   // Pointers must outlive this object. `validate_threads` run uploads' validation.
+  // `metrics` records predictions; if null, Deployments owns one with default options.
   Deployments(store::MetadataStore* store, store::BlobStore* blobs, runtime::ModelCache* cache,
-              size_t validate_threads);
+              size_t validate_threads, Metrics* metrics = nullptr);
   ~Deployments();
 
   // Builds the in-memory directory from the store and re-queues deployments left
@@ -120,10 +114,11 @@ class Deployments {
   Result<ServingHandle> Resolve(const Principal* caller, const std::string& id,
                                 bool load_if_needed);
 
-  // Counters for one deployment (nullptr if unknown).
-  std::shared_ptr<PredictionCounters> Counters(const std::string& id);
-  // Sum of requests over a user's deployments.
-  int64_t TotalPredictions(const std::string& user_id);
+  // All-time prediction totals of one deployment (persisted plus not yet flushed). Blocking.
+  Result<store::MetricsTotals> MetricsTotals(const std::string& id);
+  // All-time prediction requests over a user's current deployments. Blocking.
+  Result<int64_t> TotalPredictions(const std::string& user_id);
+  Metrics* metrics() const { return metrics_; }
   // Number of deployments waiting for or in validation.
   int64_t validating() const { return validating_.load(); }
 
@@ -135,7 +130,7 @@ class Deployments {
     std::string error_message;
     bool is_public = false;
     int64_t min_instances = 0;
-    std::shared_ptr<PredictionCounters> counters;
+    std::shared_ptr<DeploymentMetrics> metrics;
   };
 
   Result<store::DeploymentVersion> StoreVersion(const std::string& deployment_id,
@@ -148,6 +143,8 @@ class Deployments {
   store::MetadataStore* store_;
   store::BlobStore* blobs_;
   runtime::ModelCache* cache_;
+  std::unique_ptr<Metrics> owned_metrics_;
+  Metrics* metrics_;
   ThreadPool validators_;
   std::atomic<int64_t> validating_{0};
   std::atomic<bool> shutting_down_{false};

@@ -133,6 +133,20 @@ Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
         if (b.is_zipmap) {
           sig.classes = b.zipmap_keys;
           sig.classes_are_ints = b.zipmap_int_keys;
+        } else if (auto it = props.find("classes"); it != props.end()) {
+          // Importers record the class labels in column order ("0,1,2" / "cat,dog").
+          sig.classes.clear();
+          std::string cur;
+          for (char c : it->second) {
+            if (c == ',') {
+              sig.classes.push_back(cur);
+              cur.clear();
+            } else {
+              cur += c;
+            }
+          }
+          sig.classes.push_back(cur);
+          sig.classes_are_ints = a.dtype != DType::kString;
         }
         break;
       }

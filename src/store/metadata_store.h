@@ -90,6 +90,45 @@ struct DeploymentFilter {
 
 inline constexpr int64_t kMaxDeploymentPageSize = 100;
 
+// --- Per-deployment metrics (written by platform/metrics, see 0002_metrics.sql) ---------
+
+// The four aggregate tables. Rows of one resolution start at multiples of its length.
+enum class MetricsResolution { kMinute = 0, kFiveMinutes = 1, kHour = 2, kDay = 3 };
+
+// Length of one bucket of `r` in seconds (60, 300, 3600, 86400).
+constexpr int64_t MetricsBucketSeconds(MetricsResolution r) {
+  switch (r) {
+    case MetricsResolution::kMinute: return 60;
+    case MetricsResolution::kFiveMinutes: return 300;
+    case MetricsResolution::kHour: return 3600;
+    case MetricsResolution::kDay: return 86400;
+  }
+  return 60;
+}
+
+// One aggregate row: what the predictions of one deployment in one time bucket did. The
+// histogram and caller blobs are encoded by platform/metrics and opaque to the store.
+struct MetricsRow {
+  std::string deployment_id;
+  int64_t bucket_start = 0;  // Unix seconds (UTC), a multiple of the bucket length
+  int64_t request_count = 0;
+  int64_t error_count = 0;
+  int64_t row_count = 0;       // sum of batch sizes
+  int64_t cold_starts = 0;
+  int64_t latency_sum_ns = 0;  // sum of request latencies, nanoseconds
+  std::string histogram;       // encoded latency histogram
+  std::string callers;         // encoded set of caller hashes
+};
+
+// All-time counters of one deployment (kept beside the rows so retention never lowers them).
+struct MetricsTotals {
+  int64_t request_count = 0;
+  int64_t error_count = 0;
+  int64_t row_count = 0;
+  int64_t cold_starts = 0;
+  int64_t latency_sum_ns = 0;
+};
+
 // The filter a store actually applies: limit clamped to 1..kMaxDeploymentPageSize, offset
 // to >= 0. Stores call it themselves; the API layer may call it to echo the effective page.
 inline DeploymentFilter NormalizeDeploymentFilter(DeploymentFilter f) {
@@ -142,7 +181,54 @@ class MetadataStore {
   virtual Result<std::vector<DeploymentVersion>> ListVersions(const std::string& deployment_id) = 0;
   // True if any version of any deployment references this blob.
   virtual Result<bool> BlobReferenced(const std::string& sha256) = 0;
+
+  // Metrics. Rows and totals are deleted with their deployment. Implementations that do not
+  // keep metrics answer Unsupported (the defaults below).
+  //
+  // Rows of resolution `r` with from <= bucket_start < to, for one deployment or (empty id)
+  // for all, ordered by bucket_start then deployment_id.
+  virtual Result<std::vector<MetricsRow>> ListMetrics(MetricsResolution r,
+                                                      const std::string& deployment_id,
+                                                      int64_t from, int64_t to);
+  // In one transaction: replaces the rows of `r` with the same (deployment_id, bucket_start)
+  // by `rows`, adds each of `totals_delta` (bucket_start and blobs ignored) to its
+  // deployment's totals, and, if given, records that `r` is rolled up until
+  // `rolled_up_until`. Rows and deltas of deployments that no longer exist are skipped.
+  virtual Status WriteMetrics(MetricsResolution r, const std::vector<MetricsRow>& rows,
+                              const std::vector<MetricsRow>& totals_delta,
+                              std::optional<int64_t> rolled_up_until);
+  // The last `rolled_up_until` recorded for `r`; nullopt if none yet.
+  virtual Result<std::optional<int64_t>> GetMetricsWatermark(MetricsResolution r);
+  // Totals of one deployment (zeros if it has none).
+  virtual Result<MetricsTotals> GetMetricsTotals(const std::string& deployment_id);
+  // Sum of request_count over the totals of every deployment of `user_id`.
+  virtual Result<int64_t> SumUserRequests(const std::string& user_id);
+  // Deletes rows of `r` with bucket_start < before; returns how many.
+  virtual Result<int64_t> DeleteMetricsBefore(MetricsResolution r, int64_t before);
 };
+
+inline Result<std::vector<MetricsRow>> MetadataStore::ListMetrics(MetricsResolution,
+                                                                  const std::string&, int64_t,
+                                                                  int64_t) {
+  return Unsupported("this metadata store does not keep metrics");
+}
+inline Status MetadataStore::WriteMetrics(MetricsResolution, const std::vector<MetricsRow>&,
+                                          const std::vector<MetricsRow>&,
+                                          std::optional<int64_t>) {
+  return Unsupported("this metadata store does not keep metrics");
+}
+inline Result<std::optional<int64_t>> MetadataStore::GetMetricsWatermark(MetricsResolution) {
+  return Unsupported("this metadata store does not keep metrics");
+}
+inline Result<MetricsTotals> MetadataStore::GetMetricsTotals(const std::string&) {
+  return Unsupported("this metadata store does not keep metrics");
+}
+inline Result<int64_t> MetadataStore::SumUserRequests(const std::string&) {
+  return Unsupported("this metadata store does not keep metrics");
+}
+inline Result<int64_t> MetadataStore::DeleteMetricsBefore(MetricsResolution, int64_t) {
+  return Unsupported("this metadata store does not keep metrics");
+}
 
 // Opens (creating if needed) the SQLite database at `path` in WAL mode and applies the
 // pending migrations from src/store/sqlite/migrations (compiled in).

@@ -105,11 +105,24 @@ Status RunBinaryTyped(const Tensor& a, const Tensor& b, Tensor* out) {
 template <BinaryOp kOp>
 class BinaryKernel final : public Kernel {
  public:
-  explicit BinaryKernel(const char* name) : name_(name) {}
+  // legacy_axis >= 0: opset < 7 broadcast=1 with an axis — B's dims align with A's at it.
+  explicit BinaryKernel(const char* name, int64_t legacy_axis = -1)
+      : name_(name), legacy_axis_(legacy_axis) {}
   Status Run(KernelContext& ctx) const override {
     const Tensor* a = ctx.input(0);
     const Tensor* b = ctx.input(1);
     if (!a || !b) return InvalidInput(std::string(name_) + " needs two inputs");
+    Tensor b_aligned;
+    if (legacy_axis_ >= 0) {
+      const int64_t ra = static_cast<int64_t>(a->rank()), rb = static_cast<int64_t>(b->rank());
+      if (legacy_axis_ + rb > ra) {
+        return InvalidInput(std::string(name_) + " broadcast axis does not fit B's rank");
+      }
+      std::vector<int64_t> shape = b->shape();
+      shape.resize(static_cast<size_t>(ra - legacy_axis_), 1);
+      b_aligned = b->Reshaped(std::move(shape));
+      b = &b_aligned;
+    }
     if (a->dtype() != b->dtype()) {
       return InvalidInput(std::string(name_) + " inputs have different element types (" +
                           std::string(DTypeName(a->dtype())) + " and " +
@@ -122,6 +135,7 @@ class BinaryKernel final : public Kernel {
 
  private:
   const char* name_;
+  int64_t legacy_axis_;
 };
 
 // ---- unary ----
@@ -206,10 +220,19 @@ class UnaryKernel final : public Kernel {
 Result<KernelPtr> MakeBinaryElementwise(const KernelInit& init) {
   const std::string& op = init.node.op_type;
   if (init.node.input.size() != 2) return InvalidInput(op + " needs exactly two inputs");
-  if (op == "Add") return KernelPtr(new BinaryKernel<BinaryOp::kAdd>("Add"));
-  if (op == "Sub") return KernelPtr(new BinaryKernel<BinaryOp::kSub>("Sub"));
-  if (op == "Mul") return KernelPtr(new BinaryKernel<BinaryOp::kMul>("Mul"));
-  if (op == "Div") return KernelPtr(new BinaryKernel<BinaryOp::kDiv>("Div"));
+  int64_t axis = -1;
+  if (init.opset < 7) {
+    NodeAttrs attrs(init.node);
+    ASSIGN_OR_RETURN(int64_t broadcast, attrs.Int("broadcast", 0));
+    if (broadcast != 0 && attrs.Has("axis")) {
+      ASSIGN_OR_RETURN(axis, attrs.Int("axis", 0));
+      if (axis < 0) return Unsupported(op + " with a negative legacy broadcast axis");
+    }
+  }
+  if (op == "Add") return KernelPtr(new BinaryKernel<BinaryOp::kAdd>("Add", axis));
+  if (op == "Sub") return KernelPtr(new BinaryKernel<BinaryOp::kSub>("Sub", axis));
+  if (op == "Mul") return KernelPtr(new BinaryKernel<BinaryOp::kMul>("Mul", axis));
+  if (op == "Div") return KernelPtr(new BinaryKernel<BinaryOp::kDiv>("Div", axis));
   return Internal("MakeBinaryElementwise: unexpected op " + op);
 }
 

@@ -1,23 +1,16 @@
-// Gemm and MatMul. float/double go through OpenBLAS (single-threaded: the server's own
-// threads share the cores); integer types use a plain loop.
-#include <cblas.h>
-
+// Gemm and MatMul. float/double go through gemm.h (small-M in-house kernel, oneDNN or
+// OpenBLAS, single-threaded); integer types use a plain loop. Gemm with a constant B and
+// transB=1 (the PyTorch export form) keeps a pre-transposed copy of B made at load.
 #include <climits>
-#include <mutex>
 #include <type_traits>
 
 #include "engine/kernel.h"
 #include "engine/ops/broadcast.h"
 #include "engine/ops/dispatch.h"
+#include "engine/ops/gemm.h"
 #include "engine/ops/ops.h"
 
 namespace serveml::engine {
-
-void InitBlasThreads() {
-  static std::once_flag once;
-  std::call_once(once, [] { openblas_set_num_threads(1); });
-}
-
 namespace {
 
 // C[M,N] = alpha * op(A) * op(B) + beta * C, row-major. lda/ldb are the row strides of
@@ -27,13 +20,9 @@ void GemmRowMajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, co
                   int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
   if (m == 0 || n == 0) return;
   if constexpr (std::is_same_v<T, float>) {
-    cblas_sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+    Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else if constexpr (std::is_same_v<T, double>) {
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
-                static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
+    Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
   } else {
     for (int64_t i = 0; i < m; ++i) {
       for (int64_t j = 0; j < n; ++j) {
@@ -61,13 +50,19 @@ Status CheckBlasDims(int64_t m, int64_t n, int64_t k) {
 
 class GemmKernel final : public Kernel {
  public:
-  GemmKernel(float alpha, float beta, bool ta, bool tb)
-      : alpha_(alpha), beta_(beta), ta_(ta), tb_(tb) {}
+  // `b_t`: when defined, B^T materialised at load (B was a constant with transB=1).
+  GemmKernel(float alpha, float beta, bool ta, bool tb, Tensor b_t)
+      : alpha_(alpha), beta_(beta), ta_(ta), tb_(tb), b_t_(std::move(b_t)) {}
 
   Status Run(KernelContext& ctx) const override {
     const Tensor* a = ctx.input(0);
     const Tensor* b = ctx.input(1);
     const Tensor* c = ctx.input(2);
+    bool tb_ = this->tb_;
+    if (b_t_.defined()) {
+      b = &b_t_;
+      tb_ = false;
+    }
     if (!a || !b) return InvalidInput("Gemm needs inputs A and B");
     if (a->rank() != 2 || b->rank() != 2) {
       return InvalidInput("Gemm inputs must be 2-D, got " + ShapeToString(a->shape()) + " and " +
@@ -122,6 +117,7 @@ class GemmKernel final : public Kernel {
  private:
   float alpha_, beta_;
   bool ta_, tb_;
+  Tensor b_t_;
 };
 
 class MatMulKernel final : public Kernel {
@@ -199,7 +195,6 @@ class MatMulKernel final : public Kernel {
 }  // namespace
 
 Result<KernelPtr> MakeGemm(const KernelInit& init) {
-  InitBlasThreads();
   if (init.node.input.size() < 2 || init.node.input.size() > 3) {
     return InvalidInput("Gemm needs 2 or 3 inputs");
   }
@@ -208,11 +203,21 @@ Result<KernelPtr> MakeGemm(const KernelInit& init) {
   ASSIGN_OR_RETURN(float beta, attrs.Float("beta", 1.0f));
   ASSIGN_OR_RETURN(int64_t ta, attrs.Int("transA", 0));
   ASSIGN_OR_RETURN(int64_t tb, attrs.Int("transB", 0));
-  return KernelPtr(new GemmKernel(alpha, beta, ta != 0, tb != 0));
+  Tensor b_t;
+  const Tensor* b = init.const_inputs.size() > 1 ? init.const_inputs[1] : nullptr;
+  if (tb != 0 && b && b->rank() == 2 && b->dtype() == DType::kFloat32) {
+    ASSIGN_OR_RETURN(b_t, NewTensor(DType::kFloat32, {b->dim(1), b->dim(0)}));
+    const float* src = b->data<float>();
+    float* dst = b_t.data<float>();
+    const int64_t rows = b->dim(0), cols = b->dim(1);
+    for (int64_t i = 0; i < rows; ++i) {
+      for (int64_t j = 0; j < cols; ++j) dst[j * rows + i] = src[i * cols + j];
+    }
+  }
+  return KernelPtr(new GemmKernel(alpha, beta, ta != 0, tb != 0, std::move(b_t)));
 }
 
 Result<KernelPtr> MakeMatMul(const KernelInit& init) {
-  InitBlasThreads();
   if (init.node.input.size() != 2) return InvalidInput("MatMul needs exactly two inputs");
   return KernelPtr(new MatMulKernel());
 }

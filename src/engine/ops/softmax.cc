@@ -30,6 +30,16 @@ void SoftmaxBlock(const T* x, T* y, int64_t n, int64_t stride, bool log) {
   }
 }
 
+// Hardmax: 1 at the first maximum of the block, 0 elsewhere.
+template <typename T>
+void HardmaxBlock(const T* x, T* y, int64_t n, int64_t stride) {
+  int64_t best = 0;
+  for (int64_t i = 1; i < n; ++i) {
+    if (x[i * stride] > x[best * stride]) best = i;
+  }
+  for (int64_t i = 0; i < n; ++i) y[i * stride] = i == best ? T(1) : T(0);
+}
+
 class SoftmaxKernel final : public Kernel {
  public:
   SoftmaxKernel(int64_t axis, bool coerce_2d, bool log, const char* name)
@@ -59,7 +69,11 @@ class SoftmaxKernel final : public Kernel {
         for (int64_t o = 0; o < outer; ++o) {
           for (int64_t i = 0; i < inner; ++i) {
             const int64_t base = o * n * inner + i;
-            SoftmaxBlock(px + base, py + base, n, inner, log_);
+            if (hard_) {
+              HardmaxBlock(px + base, py + base, n, inner);
+            } else {
+              SoftmaxBlock(px + base, py + base, n, inner, log_);
+            }
           }
         }
       }
@@ -73,6 +87,9 @@ class SoftmaxKernel final : public Kernel {
   bool coerce_2d_;
   bool log_;
   const char* name_;
+
+ public:
+  bool hard_ = false;
 };
 
 }  // namespace
@@ -83,6 +100,19 @@ Result<KernelPtr> MakeSoftmax(const KernelInit& init) {
   ASSIGN_OR_RETURN(int64_t axis, attrs.Int("axis", coerce ? 1 : -1));
   const bool log = init.node.op_type == "LogSoftmax";
   return KernelPtr(new SoftmaxKernel(axis, coerce, log, log ? "LogSoftmax" : "Softmax"));
+}
+
+}  // namespace serveml::engine
+
+namespace serveml::engine {
+
+Result<KernelPtr> MakeHardmax(const KernelInit& init) {
+  const bool coerce = init.opset < 13;
+  NodeAttrs attrs(init.node);
+  ASSIGN_OR_RETURN(int64_t axis, attrs.Int("axis", coerce ? 1 : -1));
+  auto k = std::make_unique<SoftmaxKernel>(axis, coerce, false, "Hardmax");
+  k->hard_ = true;
+  return KernelPtr(std::move(k));
 }
 
 }  // namespace serveml::engine

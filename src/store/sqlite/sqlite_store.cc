@@ -115,6 +115,11 @@ class Stmt {
     return *this;
   }
   Stmt& Bool(int i, bool v) { return Int(i, v ? 1 : 0); }
+  Stmt& Blob(int i, std::string_view v) {
+    // A zero-length blob must still bind as a BLOB (not NULL) for the NOT NULL columns.
+    Check(sqlite3_bind_blob64(s_, i, v.empty() ? "" : v.data(), v.size(), SQLITE_TRANSIENT));
+    return *this;
+  }
 
   // SQLITE_ROW, SQLITE_DONE or an error code.
   int Step() {
@@ -138,6 +143,11 @@ class Stmt {
   }
   int64_t ColInt(int c) const { return sqlite3_column_int64(s_, c); }
   bool ColBool(int c) const { return sqlite3_column_int64(s_, c) != 0; }
+  std::string ColBlob(int c) const {
+    const void* p = sqlite3_column_blob(s_, c);
+    if (p == nullptr) return {};
+    return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c)));
+  }
 
  private:
   void Check(int rc) {
@@ -341,6 +351,43 @@ DeploymentVersion ReadVersion(const Stmt& s) {
 }
 
 int64_t OrNow(int64_t t) { return t != 0 ? t : NowUnixMicros(); }
+
+// Metrics tables by resolution (see 0002_metrics.sql).
+const char* MetricsTable(MetricsResolution r) {
+  switch (r) {
+    case MetricsResolution::kMinute: return "metrics_minute";
+    case MetricsResolution::kFiveMinutes: return "metrics_5m";
+    case MetricsResolution::kHour: return "metrics_hour";
+    case MetricsResolution::kDay: return "metrics_day";
+  }
+  return "metrics_minute";
+}
+const char* MetricsResolutionKey(MetricsResolution r) {
+  switch (r) {
+    case MetricsResolution::kMinute: return "1m";
+    case MetricsResolution::kFiveMinutes: return "5m";
+    case MetricsResolution::kHour: return "1h";
+    case MetricsResolution::kDay: return "1d";
+  }
+  return "1m";
+}
+constexpr std::string_view kMetricsColumns =
+    "deployment_id, bucket_start, request_count, error_count, row_count, cold_starts, "
+    "latency_sum_ns, histogram, callers";
+
+MetricsRow ReadMetricsRow(const Stmt& s) {
+  MetricsRow r;
+  r.deployment_id = s.ColText(0);
+  r.bucket_start = s.ColInt(1);
+  r.request_count = s.ColInt(2);
+  r.error_count = s.ColInt(3);
+  r.row_count = s.ColInt(4);
+  r.cold_starts = s.ColInt(5);
+  r.latency_sum_ns = s.ColInt(6);
+  r.histogram = s.ColBlob(7);
+  r.callers = s.ColBlob(8);
+  return r;
+}
 
 // --- The store -------------------------------------------------------------------------
 
@@ -634,6 +681,137 @@ class SqliteStore final : public MetadataStore {
     int rc = s.Step();
     if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "blob referenced");
     return s.ColInt(0) != 0;
+  }
+
+  // Metrics -----------------------------------------------------------------------------
+  Result<std::vector<MetricsRow>> ListMetrics(MetricsResolution r, const std::string& deployment_id,
+                                              int64_t from, int64_t to) override {
+    const std::string sql =
+        Sql("SELECT ", kMetricsColumns, std::string(" FROM ") + MetricsTable(r) +
+                                            " WHERE bucket_start >= ?1 AND bucket_start < ?2" +
+                                            (deployment_id.empty() ? "" : " AND deployment_id = ?3") +
+                                            " ORDER BY bucket_start, deployment_id");
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, sql));
+    s.Int(1, from).Int(2, to);
+    if (!deployment_id.empty()) s.Text(3, deployment_id);
+    std::vector<MetricsRow> out;
+    RETURN_IF_ERROR(Collect(s, *lease.conn, ReadMetricsRow, &out, "list metrics"));
+    return out;
+  }
+
+  Status WriteMetrics(MetricsResolution r, const std::vector<MetricsRow>& rows,
+                      const std::vector<MetricsRow>& totals_delta,
+                      std::optional<int64_t> rolled_up_until) override {
+    // INSERT ... SELECT ... WHERE EXISTS skips rows of deployments deleted meanwhile
+    // instead of failing the whole batch on the foreign key.
+    const std::string upsert =
+        Sql("INSERT OR REPLACE INTO ", MetricsTable(r),
+            Sql(" (", kMetricsColumns,
+                ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+                "WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)"));
+    static const std::string kTotals =
+        "INSERT INTO metrics_totals (deployment_id, request_count, error_count, row_count, "
+        "cold_starts, latency_sum_ns) SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
+        "WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1) "
+        "ON CONFLICT (deployment_id) DO UPDATE SET "
+        "request_count = request_count + excluded.request_count, "
+        "error_count = error_count + excluded.error_count, "
+        "row_count = row_count + excluded.row_count, "
+        "cold_starts = cold_starts + excluded.cold_starts, "
+        "latency_sum_ns = latency_sum_ns + excluded.latency_sum_ns";
+    static const std::string kWatermark =
+        "INSERT OR REPLACE INTO metrics_rollup_state (resolution, rolled_up_until) VALUES (?1, ?2)";
+    return Write([&](Connection& c) -> Status {
+      Txn txn(&c);
+      RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+      for (const MetricsRow& row : rows) {
+        ASSIGN_OR_RETURN(Stmt s, Bound(c, upsert));
+        s.Text(1, row.deployment_id)
+            .Int(2, row.bucket_start)
+            .Int(3, row.request_count)
+            .Int(4, row.error_count)
+            .Int(5, row.row_count)
+            .Int(6, row.cold_starts)
+            .Int(7, row.latency_sum_ns)
+            .Blob(8, row.histogram)
+            .Blob(9, row.callers);
+        RETURN_IF_ERROR(s.Exec("write metrics"));
+      }
+      for (const MetricsRow& d : totals_delta) {
+        ASSIGN_OR_RETURN(Stmt s, Bound(c, kTotals));
+        s.Text(1, d.deployment_id)
+            .Int(2, d.request_count)
+            .Int(3, d.error_count)
+            .Int(4, d.row_count)
+            .Int(5, d.cold_starts)
+            .Int(6, d.latency_sum_ns);
+        RETURN_IF_ERROR(s.Exec("add metrics totals"));
+      }
+      if (rolled_up_until) {
+        ASSIGN_OR_RETURN(Stmt s, Bound(c, kWatermark));
+        s.Text(1, MetricsResolutionKey(r)).Int(2, *rolled_up_until);
+        RETURN_IF_ERROR(s.Exec("write rollup state"));
+      }
+      return txn.Commit();
+    });
+  }
+
+  Result<std::optional<int64_t>> GetMetricsWatermark(MetricsResolution r) override {
+    static const std::string kSql =
+        "SELECT rolled_up_until FROM metrics_rollup_state WHERE resolution = ?1";
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
+    s.Text(1, MetricsResolutionKey(r));
+    int rc = s.Step();
+    if (rc == SQLITE_DONE) return std::optional<int64_t>();
+    if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "read rollup state");
+    return std::optional<int64_t>(s.ColInt(0));
+  }
+
+  Result<MetricsTotals> GetMetricsTotals(const std::string& deployment_id) override {
+    static const std::string kSql =
+        "SELECT request_count, error_count, row_count, cold_starts, latency_sum_ns "
+        "FROM metrics_totals WHERE deployment_id = ?1";
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
+    s.Text(1, deployment_id);
+    int rc = s.Step();
+    MetricsTotals t;
+    if (rc == SQLITE_DONE) return t;
+    if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "read metrics totals");
+    t.request_count = s.ColInt(0);
+    t.error_count = s.ColInt(1);
+    t.row_count = s.ColInt(2);
+    t.cold_starts = s.ColInt(3);
+    t.latency_sum_ns = s.ColInt(4);
+    return t;
+  }
+
+  Result<int64_t> SumUserRequests(const std::string& user_id) override {
+    static const std::string kSql =
+        "SELECT coalesce(sum(t.request_count), 0) FROM metrics_totals t "
+        "JOIN deployments d ON d.id = t.deployment_id WHERE d.user_id = ?1";
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
+    s.Text(1, user_id);
+    int rc = s.Step();
+    if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "sum user requests");
+    return s.ColInt(0);
+  }
+
+  Result<int64_t> DeleteMetricsBefore(MetricsResolution r, int64_t before) override {
+    const std::string sql = std::string("DELETE FROM ") + MetricsTable(r) + " WHERE bucket_start < ?1";
+    int64_t changed = 0;
+    Status st = Write([&](Connection& c) -> Status {
+      ASSIGN_OR_RETURN(Stmt s, Bound(c, sql));
+      s.Int(1, before);
+      RETURN_IF_ERROR(s.Exec("delete expired metrics"));
+      changed = sqlite3_changes64(c.db());
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return changed;
   }
 
  private:

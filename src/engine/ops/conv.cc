@@ -1,0 +1,348 @@
+// Conv (1-D/2-D/3-D, groups, dilations, pads/auto_pad, strides) and ConvTranspose, as
+// im2col / col2im around one GEMM per image and group (gemm.h: oneDNN / OpenBLAS /
+// small-M kernel, single-threaded). The im2col scratch is thread_local, so steady-state runs
+// do not allocate it again.
+#include <algorithm>
+#include <climits>
+#include <type_traits>
+#include <vector>
+
+#include "engine/kernel.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/gemm.h"
+#include "engine/ops/ops.h"
+#include "engine/ops/spatial.h"
+
+namespace serveml::engine {
+namespace {
+
+template <typename T>
+void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
+          int64_t ldb, T beta, T* c, int64_t ldc) {
+  if constexpr (std::is_same_v<T, float>) {
+    Sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    Dgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
+  }
+}
+
+template <typename T>
+std::vector<T>& Scratch() {
+  thread_local std::vector<T> buf;
+  return buf;
+}
+
+// col[(c, kd, kh, kw), (od, oh, ow)] from x[c, id, ih, iw] (zero outside the input).
+template <typename T>
+void Im2Col(const T* x, int64_t channels, const Window3& w, T* col) {
+  const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
+  const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+  T* dst = col;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T* xc = x + c * in_size;
+    for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
+      for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+        for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
+          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+          const int64_t sw = w.stride[2];
+          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
+          ow_lo = std::min(ow_lo, w.out[2]);
+          ow_hi = std::max(ow_lo, std::min(ow_hi, w.out[2]));
+          for (int64_t od = 0; od < w.out[0]; ++od) {
+            const int64_t id = od * w.stride[0] - w.pad[0] + kd * w.dilation[0];
+            for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+              const int64_t ih = oh * w.stride[1] - w.pad[1] + kh * w.dilation[1];
+              T* row = dst + (od * w.out[1] + oh) * w.out[2];
+              if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
+                std::fill(row, row + w.out[2], T(0));
+                continue;
+              }
+              const T* xrow = xc + (id * w.in[1] + ih) * w.in[2] + off_w;
+              std::fill(row, row + ow_lo, T(0));
+              if (sw == 1) {
+                std::copy(xrow + ow_lo, xrow + ow_hi, row + ow_lo);
+              } else {
+                for (int64_t ow = ow_lo; ow < ow_hi; ++ow) row[ow] = xrow[ow * sw];
+              }
+              std::fill(row + ow_hi, row + w.out[2], T(0));
+            }
+          }
+          dst += out_size;
+        }
+      }
+    }
+  }
+}
+
+// y[c, od, oh, ow] += col[(c, kd, kh, kw), (id, ih, iw)] — the adjoint of Im2Col, with
+// `w.in` the ConvTranspose input dims and `w.out` its output dims.
+template <typename T>
+void Col2Im(const T* col, int64_t channels, const Window3& w, T* y) {
+  const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+  const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
+  const T* src = col;
+  for (int64_t c = 0; c < channels; ++c) {
+    T* yc = y + c * out_size;
+    for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
+      for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+        for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          for (int64_t id = 0; id < w.in[0]; ++id) {
+            const int64_t od = id * w.stride[0] - w.pad[0] + kd * w.dilation[0];
+            for (int64_t ih = 0; ih < w.in[1]; ++ih) {
+              const int64_t oh = ih * w.stride[1] - w.pad[1] + kh * w.dilation[1];
+              const T* row = src + (id * w.in[1] + ih) * w.in[2];
+              if (od < 0 || od >= w.out[0] || oh < 0 || oh >= w.out[1]) continue;
+              T* yrow = yc + (od * w.out[1] + oh) * w.out[2];
+              for (int64_t iw = 0; iw < w.in[2]; ++iw) {
+                const int64_t ow = iw * w.stride[2] - w.pad[2] + kw * w.dilation[2];
+                if (ow >= 0 && ow < w.out[2]) yrow[ow] += row[iw];
+              }
+            }
+          }
+          src += in_size;
+        }
+      }
+    }
+  }
+}
+
+Status CheckInt(int64_t v) {
+  if (v > INT_MAX) return InvalidInput("convolution dimensions exceed the supported size");
+  return Status::Ok();
+}
+
+class ConvKernel final : public Kernel {
+ public:
+  ConvKernel(WindowAttrs attrs, int64_t group) : attrs_(std::move(attrs)), group_(group) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const Tensor* x = ctx.input(0);
+    const Tensor* wt = ctx.input(1);
+    const Tensor* b = ctx.input(2);
+    if (!x || !wt) return InvalidInput("Conv needs X and W");
+    if (x->dtype() != wt->dtype() || (b && b->dtype() != x->dtype())) {
+      return InvalidInput("Conv inputs have different element types");
+    }
+    if (x->rank() < 3 || wt->rank() != x->rank()) {
+      return InvalidInput("Conv X " + ShapeToString(x->shape()) + " and W " +
+                          ShapeToString(wt->shape()) + " must have the same rank >= 3");
+    }
+    const int64_t n = x->dim(0), c = x->dim(1), m = wt->dim(0);
+    if (c % group_ != 0 || m % group_ != 0 || wt->dim(1) != c / group_) {
+      return InvalidInput("Conv channels do not match: X has " + std::to_string(c) + ", W is " +
+                          ShapeToString(wt->shape()) + ", group " + std::to_string(group_));
+    }
+    if (b && (b->rank() != 1 || b->dim(0) != m)) {
+      return InvalidInput("Conv bias must have shape [" + std::to_string(m) + "]");
+    }
+    std::vector<int64_t> in(x->shape().begin() + 2, x->shape().end());
+    std::vector<int64_t> kernel(wt->shape().begin() + 2, wt->shape().end());
+    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel) {
+      return InvalidInput("Conv kernel_shape does not match W");
+    }
+    ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, kernel));
+    std::vector<int64_t> out_shape{n, m};
+    out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
+    const Window3 w = To3D(win);
+    return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "Conv", [&](auto tag) -> Status {
+      using T = decltype(tag);
+      ASSIGN_OR_RETURN(Tensor y, NewTensor(x->dtype(), out_shape));
+      if (y.numel() == 0) {
+        *ctx.outputs[0] = std::move(y);
+        return Status::Ok();
+      }
+      const int64_t cg = c / group_, mg = m / group_;
+      const int64_t ksize = w.kernel[0] * w.kernel[1] * w.kernel[2];
+      const int64_t kdim = cg * ksize;
+      const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+      const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
+      RETURN_IF_ERROR(CheckInt(kdim));
+      RETURN_IF_ERROR(CheckInt(out_size));
+      RETURN_IF_ERROR(CheckInt(mg));
+      const bool direct = ksize == 1 && w.stride[0] == 1 && w.stride[1] == 1 && w.stride[2] == 1 &&
+                          w.pad[0] == 0 && w.pad[1] == 0 && w.pad[2] == 0 && in_size == out_size;
+      std::vector<T>& col = Scratch<T>();
+      if (!direct && col.size() < static_cast<size_t>(kdim * out_size)) {
+        col.resize(static_cast<size_t>(kdim * out_size));
+      }
+      const T* px = x->data<T>();
+      const T* pw = wt->data<T>();
+      const T* pb = b ? b->data<T>() : nullptr;
+      T* py = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t g = 0; g < group_; ++g) {
+          const T* xg = px + (i * c + g * cg) * in_size;
+          T* yg = py + (i * m + g * mg) * out_size;
+          const T* cols = xg;
+          if (!direct) {
+            Im2Col<T>(xg, cg, w, col.data());
+            cols = col.data();
+          }
+          if (pb) {
+            for (int64_t j = 0; j < mg; ++j) {
+              std::fill(yg + j * out_size, yg + (j + 1) * out_size, pb[g * mg + j]);
+            }
+          }
+          Gemm<T>(false, false, mg, out_size, kdim, pw + g * mg * kdim, kdim, cols, out_size,
+                  pb ? T(1) : T(0), yg, out_size);
+        }
+      }
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    });
+  }
+
+ private:
+  WindowAttrs attrs_;
+  int64_t group_;
+};
+
+class ConvTransposeKernel final : public Kernel {
+ public:
+  ConvTransposeKernel(WindowAttrs attrs, int64_t group, std::vector<int64_t> output_padding,
+                      std::vector<int64_t> output_shape)
+      : attrs_(std::move(attrs)),
+        group_(group),
+        output_padding_(std::move(output_padding)),
+        output_shape_(std::move(output_shape)) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const Tensor* x = ctx.input(0);
+    const Tensor* wt = ctx.input(1);
+    const Tensor* b = ctx.input(2);
+    if (!x || !wt) return InvalidInput("ConvTranspose needs X and W");
+    if (x->dtype() != wt->dtype() || (b && b->dtype() != x->dtype())) {
+      return InvalidInput("ConvTranspose inputs have different element types");
+    }
+    if (x->rank() < 3 || wt->rank() != x->rank()) {
+      return InvalidInput("ConvTranspose X and W must have the same rank >= 3");
+    }
+    const size_t k = x->rank() - 2;
+    if (k > 3) return Unsupported("ConvTranspose over more than 3 spatial dims is not supported");
+    const int64_t n = x->dim(0), c = x->dim(1);
+    if (wt->dim(0) != c || c % group_ != 0) {
+      return InvalidInput("ConvTranspose W " + ShapeToString(wt->shape()) +
+                          " does not match X channels " + std::to_string(c));
+    }
+    const int64_t mg = wt->dim(1), m = mg * group_;
+    if (b && (b->rank() != 1 || b->dim(0) != m)) {
+      return InvalidInput("ConvTranspose bias must have shape [" + std::to_string(m) + "]");
+    }
+    auto get = [k](const std::vector<int64_t>& v, size_t i, int64_t def) {
+      return v.size() == k ? v[i] : def;
+    };
+    Window win;
+    win.k = k;
+    for (size_t i = 0; i < k; ++i) {
+      const int64_t in = x->dim(2 + i);
+      const int64_t kern = wt->dim(2 + i);
+      const int64_t s = get(attrs_.strides, i, 1), d = get(attrs_.dilations, i, 1);
+      const int64_t op = get(output_padding_, i, 0);
+      if (s <= 0 || d <= 0) return InvalidInput("strides and dilations must be positive");
+      const int64_t ext = d * (kern - 1) + 1;
+      int64_t pb = 0, pe = 0, out = 0;
+      const bool has_out = output_shape_.size() == k ||
+                           output_shape_.size() == k + 2;  // some exporters include N, C
+      if (has_out || attrs_.auto_pad == AutoPad::kSameUpper ||
+          attrs_.auto_pad == AutoPad::kSameLower) {
+        out = has_out ? output_shape_[output_shape_.size() - k + i] : in * s;
+        const int64_t total = std::max<int64_t>(0, s * (in - 1) + op + ext - out);
+        if (attrs_.auto_pad == AutoPad::kSameUpper) {
+          pb = total / 2;
+        } else {
+          pb = total - total / 2;
+        }
+        pe = total - pb;
+      } else {
+        if (attrs_.auto_pad == AutoPad::kNotSet && attrs_.pads.size() == 2 * k) {
+          pb = attrs_.pads[i];
+          pe = attrs_.pads[i + k];
+        }
+        out = s * (in - 1) + op + ext - pb - pe;
+      }
+      if (out < 0) return InvalidInput("ConvTranspose output would be empty");
+      win.in.push_back(in);
+      win.out.push_back(out);
+      win.kernel.push_back(kern);
+      win.stride.push_back(s);
+      win.dilation.push_back(d);
+      win.pad_begin.push_back(pb);
+      win.pad_end.push_back(pe);
+    }
+    std::vector<int64_t> out_shape{n, m};
+    out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
+    const Window3 w = To3D(win);
+    return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "ConvTranspose", [&](auto tag) -> Status {
+      using T = decltype(tag);
+      ASSIGN_OR_RETURN(Tensor y, NewTensor(x->dtype(), out_shape));
+      const int64_t cg = c / group_;
+      const int64_t ksize = w.kernel[0] * w.kernel[1] * w.kernel[2];
+      const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+      const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
+      if (y.numel() == 0 || in_size == 0) {
+        *ctx.outputs[0] = std::move(y);
+        return Status::Ok();
+      }
+      RETURN_IF_ERROR(CheckInt(mg * ksize));
+      RETURN_IF_ERROR(CheckInt(in_size));
+      RETURN_IF_ERROR(CheckInt(cg));
+      std::vector<T>& col = Scratch<T>();
+      if (col.size() < static_cast<size_t>(mg * ksize * in_size)) {
+        col.resize(static_cast<size_t>(mg * ksize * in_size));
+      }
+      const T* px = x->data<T>();
+      const T* pw = wt->data<T>();
+      T* py = y.data<T>();
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t g = 0; g < group_; ++g) {
+          const T* xg = px + (i * c + g * cg) * in_size;
+          const T* wg = pw + g * cg * mg * ksize;
+          // col[mg*ksize, in] = W_g^T [mg*ksize, cg] x X_g [cg, in]
+          Gemm<T>(true, false, mg * ksize, in_size, cg, wg, mg * ksize, xg, in_size, T(0),
+                  col.data(), in_size);
+          Col2Im<T>(col.data(), mg, w, py + (i * m + g * mg) * out_size);
+        }
+      }
+      if (b) {
+        const T* pb = b->data<T>();
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t j = 0; j < m; ++j) {
+            T* row = py + (i * m + j) * out_size;
+            for (int64_t p = 0; p < out_size; ++p) row[p] += pb[j];
+          }
+        }
+      }
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    });
+  }
+
+ private:
+  WindowAttrs attrs_;
+  int64_t group_;
+  std::vector<int64_t> output_padding_;
+  std::vector<int64_t> output_shape_;
+};
+
+}  // namespace
+
+Result<KernelPtr> MakeConv(const KernelInit& init) {
+  if (init.node.input.size() < 2 || init.node.input.size() > 3) {
+    return InvalidInput(init.node.op_type + " needs 2 or 3 inputs");
+  }
+  NodeAttrs attrs(init.node);
+  ASSIGN_OR_RETURN(WindowAttrs w, ParseWindowAttrs(attrs, false));
+  ASSIGN_OR_RETURN(int64_t group, attrs.Int("group", 1));
+  if (group <= 0) return InvalidInput("group must be positive");
+  if (init.node.op_type == "ConvTranspose") {
+    ASSIGN_OR_RETURN(std::vector<int64_t> output_padding, attrs.Ints("output_padding"));
+    ASSIGN_OR_RETURN(std::vector<int64_t> output_shape, attrs.Ints("output_shape"));
+    return KernelPtr(new ConvTransposeKernel(std::move(w), group, std::move(output_padding),
+                                             std::move(output_shape)));
+  }
+  return KernelPtr(new ConvKernel(std::move(w), group));
+}
+
+}  // namespace serveml::engine

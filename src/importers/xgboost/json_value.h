@@ -1,0 +1,58 @@
+// A small document tree for XGBoost model files, with two bounds-checked readers: JSON (as
+// `Booster.save_model("m.json")` writes it) and UBJSON (`.ubj`). Both treat the bytes as
+// hostile: nesting depth, string and container sizes are checked against the input before
+// anything is allocated, and every failure is an InvalidInput naming the byte offset.
+//
+// Numbers: XGBoost stores every real as float32, so a JSON number with a fraction or an
+// exponent is read as the nearest float32 (exactly what XGBoost wrote) and integers exactly
+// up to 2^53. Arrays whose elements are all numbers are kept compactly in `numbers`.
+//
+// Not thread safe to mutate; a parsed tree may be read from many threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace serveml::importers::xgboost {
+
+struct Value {
+  enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
+  Kind kind = Kind::kNull;
+  bool boolean = false;
+  double number = 0;
+  std::string str;
+  // kArray: when every element is a number they are all in `numbers` and `items` is empty;
+  // otherwise every element is in `items` and `numbers` is empty.
+  std::vector<double> numbers;
+  std::vector<Value> items;
+  std::vector<std::pair<std::string, Value>> members;  // kObject, in file order
+
+  bool is_object() const { return kind == Kind::kObject; }
+  bool is_array() const { return kind == Kind::kArray; }
+  bool is_string() const { return kind == Kind::kString; }
+  bool is_number() const { return kind == Kind::kNumber; }
+  // Element count of an array (numbers or items), 0 otherwise.
+  size_t size() const { return numbers.empty() ? items.size() : numbers.size(); }
+  // First member named `key` of an object, or nullptr (also for non-objects).
+  const Value* Find(std::string_view key) const;
+};
+
+// Maximum nesting of arrays/objects accepted by both readers.
+inline constexpr int kMaxJsonDepth = 64;
+
+// Parses a JSON text (RFC 8259, plus the NaN/Infinity/-Infinity tokens XGBoost may write).
+// Errors: InvalidInput naming the offset.
+Result<Value> ParseJson(std::string_view text);
+
+// Parses a UBJSON document (draft 12 as XGBoost writes it: typed and counted containers,
+// big-endian numbers; the 'H' high-precision type is read as a decimal number).
+// Errors: InvalidInput naming the offset (truncation, unknown markers, declared sizes larger
+// than the remaining input, nesting deeper than kMaxJsonDepth).
+Result<Value> ParseUbjson(std::string_view bytes);
+
+}  // namespace serveml::importers::xgboost
