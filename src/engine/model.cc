@@ -235,6 +235,9 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
   std::vector<const Tensor*> const_ptrs;
   for (int32_t i : order) {
     const onnx::NodeProto& n = g.node[i];
+    // A node without outputs cannot influence the graph's outputs (and kernels may assume
+    // output 0 exists): drop it.
+    if (node_outputs[i].empty()) continue;
     const_ptrs.clear();
     for (int32_t id : node_inputs[i]) {
       const_ptrs.push_back(id >= 0 && constants_[id].defined() ? &constants_[id] : nullptr);

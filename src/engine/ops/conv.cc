@@ -241,6 +241,17 @@ class ConvTransposeKernel final : public Kernel {
       const int64_t s = get(attrs_.strides, i, 1), d = get(attrs_.dilations, i, 1);
       const int64_t op = get(output_padding_, i, 0);
       if (s <= 0 || d <= 0) return InvalidInput("strides and dilations must be positive");
+      constexpr int64_t kMaxAttr = int64_t{1} << 28;
+      const int64_t out_attr = output_shape_.empty() ? 0 : output_shape_.back();
+      for (int64_t v : {s, d, op, in, kern, out_attr}) {
+        if (v < -kMaxAttr || v > kMaxAttr) return InvalidInput("ConvTranspose sizes are too large");
+      }
+      for (int64_t v : attrs_.pads) {
+        if (v < -kMaxAttr || v > kMaxAttr) return InvalidInput("ConvTranspose pads are too large");
+      }
+      for (int64_t v : output_shape_) {
+        if (v < 0 || v > kMaxAttr) return InvalidInput("ConvTranspose output_shape is too large");
+      }
       const int64_t ext = d * (kern - 1) + 1;
       int64_t pb = 0, pe = 0, out = 0;
       const bool has_out = output_shape_.size() == k ||

@@ -229,7 +229,7 @@ class SplitKernel final : public Kernel {
     }
     int64_t total = 0;
     for (int64_t s : split) {
-      if (s < 0) return InvalidInput("Split sizes must be >= 0");
+      if (s < 0 || s > dim) return InvalidInput("Split sizes must be in [0, axis size]");
       total += s;
     }
     if (total != dim) {
@@ -469,7 +469,9 @@ class TileKernel final : public Kernel {
     const std::vector<int64_t> xs = RowMajorStrides(x->shape());
     std::vector<int64_t> walk_shape, walk_strides, out_shape;
     for (size_t d = 0; d < r; ++d) {
-      if (reps[d] < 0) return InvalidInput("Tile repeats must be >= 0");
+      if (reps[d] < 0 || reps[d] > onnx::kMaxTensorElements) {
+        return InvalidInput("Tile repeats must be in [0, 2^28]");
+      }
       walk_shape.push_back(reps[d]);
       walk_strides.push_back(0);
       walk_shape.push_back(x->dim(d));
@@ -523,6 +525,10 @@ class PadKernel final : public Kernel {
     }
     std::vector<int64_t> shape(static_cast<size_t>(r));
     for (int64_t d = 0; d < r; ++d) {
+      if (std::abs(pads[d]) > onnx::kMaxTensorElements ||
+          std::abs(pads[d + r]) > onnx::kMaxTensorElements) {
+        return InvalidInput("Pad pads are too large");
+      }
       shape[d] = x->dim(d) + pads[d] + pads[d + r];
       if (shape[d] < 0) return InvalidInput("Pad removes more than the whole axis");
       if (mode_ != PadMode::kConstant && x->dim(d) == 0 && shape[d] > 0) {

@@ -49,6 +49,15 @@ Result<Window> ResolveWindow(const WindowAttrs& a, const std::vector<int64_t>& i
     (void)k;
     return Status::Ok();
   };
+  // Bounded attribute values keep every size computation below far from int64 overflow.
+  constexpr int64_t kMaxAttr = int64_t{1} << 28;
+  for (const auto* v : {&a.strides, &a.dilations, &a.pads, &kernel}) {
+    for (int64_t x : *v) {
+      if (x < -kMaxAttr || x > kMaxAttr) {
+        return InvalidInput("window attribute value " + std::to_string(x) + " is too large");
+      }
+    }
+  }
   RETURN_IF_ERROR(check(a.strides, k, "strides"));
   RETURN_IF_ERROR(check(a.dilations, k, "dilations"));
   RETURN_IF_ERROR(check(a.pads, 2 * k, "pads"));
