@@ -8,7 +8,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 DATA_DIR ?= ./data
 
-.PHONY: all deps web build build-asan run test unit e2e web-test bench format clean
+.PHONY: all deps web build build-asan run test unit e2e web-test bench fuzz format clean
 
 all: build
 
@@ -58,8 +58,13 @@ web-test: build
 bench: build
 	bash bench/run.sh
 
+# Every libFuzzer target for FUZZ_SECONDS each (clang + ASan/UBSan, build-fuzz/).
+FUZZ_SECONDS ?= 300
+fuzz: deps
+	bash fuzz/run.sh $(FUZZ_SECONDS)
+
 format:
-	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h')
+	clang-format -i $$(git ls-files 'src/*.cc' 'src/*.h' 'tests/*.cc' 'tests/*.h' 'fuzz/*.cc')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) build-fuzz

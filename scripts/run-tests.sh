@@ -94,6 +94,20 @@ else
   failed=$((failed + 1)); rc=1
 fi
 
+# Every parser of untrusted bytes (ONNX, pickle, XGBoost/LightGBM, predict JSON, multipart)
+# under libFuzzer with ASan/UBSan for a bounded time; any crash, hang or leak fails the run.
+echo "== fuzz targets (${FUZZ_SECONDS:=45}s each, clang + libFuzzer) =="
+if command -v clang++ >/dev/null 2>&1; then
+  fuzz/run.sh "$FUZZ_SECONDS" 2>&1 | tee build/test-results/fuzz.log
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  passed=$((passed + $(grep -c '^clean: ' build/test-results/fuzz.log)))
+  failed=$((failed + $(grep -c '^FAILED: ' build/test-results/fuzz.log)))
+  grep -q '^clean: \|^FAILED: ' build/test-results/fuzz.log || { failed=$((failed + 1)); rc=1; }
+else
+  echo "clang++ missing: run 'make deps'" | tee build/test-results/fuzz.log
+  failed=$((failed + 1)); rc=1
+fi
+
 echo
 echo "${passed} passed, ${failed} failed, ${skipped} skipped"
 [ "$failed" -eq 0 ] || rc=1

@@ -91,4 +91,7 @@ using Responder = std::function<void(Response)>;
 // no password hashing) — hand such work to a pool and call `respond` from there.
 using Handler = std::function<void(Request& req, Responder respond)>;
 
+// ASCII case-insensitive equality, as header names and media types compare.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
 }  // namespace serveml::http

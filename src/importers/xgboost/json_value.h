@@ -20,6 +20,8 @@
 
 namespace serveml::importers::xgboost {
 
+struct JsonMember;
+
 struct Value {
   enum class Kind { kNull, kBool, kNumber, kString, kArray, kObject };
   Kind kind = Kind::kNull;
@@ -30,7 +32,7 @@ struct Value {
   // otherwise every element is in `items` and `numbers` is empty.
   std::vector<double> numbers;
   std::vector<Value> items;
-  std::vector<std::pair<std::string, Value>> members;  // kObject, in file order
+  std::vector<JsonMember> members;  // kObject, in file order
 
   bool is_object() const { return kind == Kind::kObject; }
   bool is_array() const { return kind == Kind::kArray; }
@@ -40,6 +42,14 @@ struct Value {
   size_t size() const { return numbers.empty() ? items.size() : numbers.size(); }
   // First member named `key` of an object, or nullptr (also for non-objects).
   const Value* Find(std::string_view key) const;
+};
+
+// One member of a JSON object (a named struct rather than std::pair: the standard library
+// only allows incomplete element types for std::vector itself).
+struct JsonMember {
+  JsonMember(std::string k, Value v) : key(std::move(k)), value(std::move(v)) {}
+  std::string key;
+  Value value;
 };
 
 // Maximum nesting of arrays/objects accepted by both readers.
