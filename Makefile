@@ -58,6 +58,11 @@ web-test: build
 bench: build
 	bash bench/run.sh
 
+# ServeML vs the original FastAPI + uvicorn + scikit-learn stack (bench/compare_original.py).
+.PHONY: bench-original
+bench-original: build
+	SERVEML_BINARY=$(abspath $(BUILD))/serveml bash bench/compare_original.sh
+
 # Every libFuzzer target for FUZZ_SECONDS each (clang + ASan/UBSan, build-fuzz/).
 FUZZ_SECONDS ?= 300
 fuzz: deps

@@ -12,6 +12,7 @@ APT_PACKAGES=(
   libcurl4-openssl-dev python3 python3-venv python3-dev wrk curl
   zlib1g-dev liblzma-dev libbz2-dev
   chromium fonts-dejavu-core
+  clang libclang-rt-14-dev
 )
 # The web dashboard is built with Node.js >= 18 (Debian 12's nodejs is 18.x). A node that is
 # already on PATH (e.g. from NodeSource) is kept: apt's nodejs/npm would conflict with it.
@@ -44,6 +45,8 @@ if [ "${SKIP_PYTHON:-0}" != 1 ]; then
     .venv/bin/pip install -q -r requirements-dev.txt
     echo "$want" > "$stamp"
   fi
+  # A second venv with an older scikit-learn, for the cross-version import tests.
+  bash scripts/setup-sklearn13-venv.sh
 fi
 
 # npm packages of the dashboard (web/), its browser tests (tests/web/) and the OpenAPI

@@ -57,6 +57,31 @@ def _valid_estimator():
     return LogisticRegression(max_iter=500).fit(X, y)
 
 
+def _self_containing(est) -> dict[str, bytes]:
+    from sklearn.compose import ColumnTransformer
+    from sklearn.ensemble import VotingClassifier
+    from sklearn.pipeline import Pipeline
+
+    out = {}
+    pipe = Pipeline([("model", est)])
+    pipe.steps.insert(0, ("again", pipe))
+    out["pipeline_contains_itself.pkl"] = pickle.dumps(pipe, protocol=4)
+    ct = ColumnTransformer([("num", "passthrough", [0, 1])])
+    ct.transformers_ = [("self", ct, [0, 1])]
+    ct.n_features_in_ = 4
+    out["column_transformer_contains_itself.pkl"] = pickle.dumps(
+        Pipeline([("ct", ct), ("model", est)]), protocol=4)
+    vote = VotingClassifier([("lr", est)])
+    vote.estimators_ = [est, vote]
+    vote.classes_ = est.classes_
+    out["voting_contains_itself.pkl"] = pickle.dumps(vote, protocol=4)
+    deep = est
+    for _ in range(120):
+        deep = Pipeline([("inner", deep)])
+    out["pipeline_nested_120_deep.pkl"] = pickle.dumps(deep, protocol=4)
+    return out
+
+
 def corpus(out_dir: Path, marker: str) -> dict[str, str]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -121,6 +146,11 @@ def corpus(out_dir: Path, marker: str) -> dict[str, str]:
     import zlib
     files["zlib_bomb.joblib"] = zlib.compress(b"\x80\x04" + b"N0" * (300 << 20), 9)
     expect["zlib_bomb.joblib"] = ""
+
+    # Estimators that contain themselves (pickle's memo makes cycles cheap) and very deep
+    # nesting: every walk over the estimator tree must be bounded.
+    for name, data in _self_containing(est).items():
+        files[name], expect[name] = data, ""
 
     for name, data in files.items():
         (out_dir / name).write_bytes(data)

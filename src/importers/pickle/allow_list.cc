@@ -110,6 +110,13 @@ GlobalKind ClassifyGlobal(std::string_view module, std::string_view name) {
     return GlobalKind::kRefused;
   }
 
+  // pandas.Index (column selectors such as df.columns[...] kept by ColumnTransformer):
+  // _new_Index(Index, {'data': ndarray, 'name': ...}) read as data.
+  if (module == "pandas.core.indexes.base") {
+    if (name == "_new_Index" || name == "Index") return GlobalKind::kClass;
+    return GlobalKind::kRefused;
+  }
+
   if (module == "joblib.numpy_pickle" || module == "sklearn.externals.joblib.numpy_pickle") {
     if (name == "NumpyArrayWrapper") return GlobalKind::kJoblibWrapper;
     return GlobalKind::kRefused;

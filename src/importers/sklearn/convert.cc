@@ -85,6 +85,20 @@ const std::map<std::string, EmitFn>& Converters() {
       {"GaussianNB", EmitNaiveBayes},
       {"MultinomialNB", EmitNaiveBayes},
       {"BernoulliNB", EmitNaiveBayes},
+      {"OneHotEncoder", EmitOneHotEncoder},
+      {"OrdinalEncoder", EmitOrdinalEncoder},
+      {"FunctionTransformer", EmitFunctionTransformer},
+      {"VotingClassifier", EmitVoting},
+      {"VotingRegressor", EmitVoting},
+      {"StackingClassifier", EmitStacking},
+      {"StackingRegressor", EmitStacking},
+      {"SVC", EmitSvmClassifier},
+      {"NuSVC", EmitSvmClassifier},
+      {"SVR", EmitSvmRegressor},
+      {"NuSVR", EmitSvmRegressor},
+      {"OneClassSVM", EmitSvmRegressor},
+      {"KNeighborsClassifier", EmitKNeighbors},
+      {"KNeighborsRegressor", EmitKNeighbors},
   };
   return table;
 }
@@ -322,13 +336,42 @@ Result<Emitted> Emit(Ctx& ctx, const Value* v, const std::string& input, int64_t
 }
 
 Result<int64_t> InputWidth(const Value* v) {
-  ASSIGN_OR_RETURN(Est e, Est::From(v));
-  if (e.Has("n_features_in_")) return e.Int("n_features_in_");
-  if (e.name() == "Pipeline") {
-    ASSIGN_OR_RETURN(auto steps, PipelineSteps(e));
-    return InputWidth(steps[0]);
+  // Composites without a stored n_features_in_ ask their first step (Pipeline) or first
+  // fitted estimator (Voting*, Stacking*); bounded, as a file may nest them in a cycle.
+  for (int depth = 0; depth < 32; ++depth) {
+    ASSIGN_OR_RETURN(Est e, Est::From(v));
+    if (e.Has("n_features_in_")) return e.Int("n_features_in_");
+    const Value* ests = e.Attr("estimators_");
+    if (e.name() == "Pipeline") {
+      ASSIGN_OR_RETURN(auto steps, PipelineSteps(e));
+      v = steps[0];
+    } else if (ests && ests->kind == Kind::kList && !ests->items.empty()) {
+      v = ests->items[0];
+    } else {
+      return e.Fail("the number of input features is unknown (no n_features_in_)");
+    }
   }
-  return e.Fail("the number of input features is unknown (no n_features_in_)");
+  return InvalidInput("estimators are nested too deeply");
+}
+
+bool ReadsFloat64(const Value* v) {
+  auto e = Est::From(v);
+  if (!e.ok()) return false;
+  const std::string& n = e->name();
+  if (n == "HistGradientBoostingClassifier" || n == "HistGradientBoostingRegressor") return true;
+  if (n != "Pipeline") return false;
+  auto steps = PipelineSteps(*e);
+  if (!steps.ok()) return false;
+  for (size_t i = 0; i + 1 < steps->size(); ++i) {
+    auto s = Est::From((*steps)[i]);
+    if (!s.ok()) return false;
+    const std::string& sn = s->name();
+    if (sn != "StandardScaler" && sn != "MinMaxScaler" && sn != "MaxAbsScaler" &&
+        sn != "RobustScaler" && sn != "SimpleImputer") {
+      return false;
+    }
+  }
+  return ReadsFloat64(steps->back());
 }
 
 std::vector<std::string> FeatureNames(const Value* v) {
@@ -417,6 +460,14 @@ Result<std::vector<int64_t>> ResolveColumns(const Est& ct, const Value* cols, in
     }
     return ct.Unsupported("column selectors of type " + x->TypeName() + " are not supported");
   };
+  // A pandas Index of column names or positions: its data array.
+  if (cols->kind == Kind::kObject && cols->cls == "pandas.core.indexes.base._new_Index") {
+    const Value* a = cols->args;
+    const Value* d =
+        a && a->kind == Kind::kTuple && a->items.size() == 2 ? a->items[1]->Get("data") : nullptr;
+    if (!d || d->kind != Kind::kNdArray) return ct.Fail("a pandas Index of columns is malformed");
+    cols = d;
+  }
   if (cols->kind == Kind::kInt || cols->kind == Kind::kStr) {
     RETURN_IF_ERROR(add(cols));
   } else if (cols->kind == Kind::kList || cols->kind == Kind::kTuple ||
@@ -470,7 +521,6 @@ Result<Emitted> EmitColumnTransformer(Ctx& ctx, const Est& ct, const std::string
   if (++ctx.nesting > 16) return ct.Fail("transformers are nested too deeply");
   ASSIGN_OR_RETURN(const Value* ts, ct.Need("transformers_"));
   if (ts->kind != Kind::kList) return ct.Fail("'transformers_' is not a list");
-  if (ct.Bool("sparse_output_", false)) return ct.Unsupported("sparse output is not supported");
   std::vector<std::string> parts;
   int64_t total = 0;
   for (const Value* t : ts->items) {

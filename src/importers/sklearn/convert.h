@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "core/status.h"
@@ -77,6 +78,23 @@ struct Emitted {
   std::string label;  // classifier: int64 or string [N]
   std::string proba;  // classifier: float32 [N, C]; empty when the estimator has no predict_proba
   Labels labels;      // classifier
+
+  // A transform / regressor output `out` of `width` columns.
+  static Emitted Transform(std::string out, int64_t width) {
+    return Of(Kind::kTransform, std::move(out), width);
+  }
+  static Emitted Regressor(std::string out, int64_t width) {
+    return Of(Kind::kRegressor, std::move(out), width);
+  }
+
+ private:
+  static Emitted Of(Kind kind, std::string out, int64_t width) {
+    Emitted e;
+    e.kind = kind;
+    e.out = std::move(out);
+    e.width = width;
+    return e;
+  }
 };
 
 class Ctx {
@@ -97,6 +115,14 @@ class Ctx {
     return Int64s(prefix, v, {static_cast<int64_t>(v.size())});
   }
   std::string Strings(const std::string& prefix, const std::vector<std::string>& v);
+  // Constants of a transform: double when `f64` is set, float otherwise.
+  std::string Reals(const std::string& prefix, const std::vector<double>& v,
+                    std::vector<int64_t> shape) {
+    return f64 ? Doubles(prefix, v, std::move(shape)) : Floats(prefix, v, std::move(shape));
+  }
+  std::string Reals(const std::string& prefix, const std::vector<double>& v) {
+    return Reals(prefix, v, {static_cast<int64_t>(v.size())});
+  }
   // Adds a one-output node with a fresh output name; returns the node for attributes.
   OnnxNode& Op(const std::string& op, std::vector<std::string> inputs, std::string* out,
                const std::string& domain = "");
@@ -111,11 +137,20 @@ class Ctx {
   // Column subset of x[N, *] (Gather on axis 1).
   std::string Columns(const std::string& x, const std::vector<int64_t>& cols);
 
-  int nesting = 0;  // Pipeline/ColumnTransformer depth, bounded
+  int nesting = 0;               // Pipeline/ColumnTransformer depth, bounded
+  int64_t ensemble_members = 0;  // sub-estimators emitted by Voting*/Stacking*, bounded
+  // The graph reads float64 (see ReadsFloat64): transforms compute in double and
+  // HistGradientBoosting compares with its float64 thresholds.
+  bool f64 = false;
 };
 
-// Converts one fitted estimator reading `input` (float32 [N, width]).
+// Converts one fitted estimator reading `input` (float32 [N, width]; float64 when ctx.f64).
 Result<Emitted> Emit(Ctx& ctx, const Value* est, const std::string& input, int64_t width);
+// True when scikit-learn compares float64 inputs with float64 thresholds all the way:
+// HistGradientBoosting alone, or after scalers / SimpleImputer (which keep float64) in a
+// Pipeline. Such graphs read `input` as float64 [N, width] so every split decides as in
+// scikit-learn; other estimators read float32 (trees and forests cast X to float32 themselves).
+bool ReadsFloat64(const Value* est);
 // Number of input columns an estimator expects (n_features_in_, or its first step's).
 Result<int64_t> InputWidth(const Value* est);
 // feature_names_in_ of the estimator (or its first step), empty when absent.
@@ -139,5 +174,13 @@ Result<Emitted> EmitGradientBoosting(Ctx&, const Est&, const std::string&, int64
 Result<Emitted> EmitHistGradientBoosting(Ctx&, const Est&, const std::string&, int64_t);
 Result<Emitted> EmitMlp(Ctx&, const Est&, const std::string&, int64_t);
 Result<Emitted> EmitNaiveBayes(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitOneHotEncoder(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitOrdinalEncoder(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitFunctionTransformer(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitVoting(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitStacking(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitSvmClassifier(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitSvmRegressor(Ctx&, const Est&, const std::string&, int64_t);
+Result<Emitted> EmitKNeighbors(Ctx&, const Est&, const std::string&, int64_t);
 
 }  // namespace serveml::importers::sklearn

@@ -1,6 +1,7 @@
 // Transformers: scalers, Normalizer, SimpleImputer, PolynomialFeatures, PCA. Each reads
 // float32 [N, width] and produces float32 [N, out.width] with core ONNX operators
-// (Sub/Div/Mul/Add/Where/Gather/MatMul) or the ai.onnx.ml Normalizer.
+// (Sub/Div/Mul/Add/Where/Gather/MatMul) or the ai.onnx.ml Normalizer. Scalers and
+// SimpleImputer compute in float64 instead when ctx.f64 is set (see ReadsFloat64).
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -18,14 +19,6 @@ Status CheckWidth(const Est& e, const char* attr, const std::vector<double>& v, 
   return Status::Ok();
 }
 
-Emitted Transform(std::string out, int64_t width) {
-  Emitted e;
-  e.kind = Emitted::Kind::kTransform;
-  e.out = std::move(out);
-  e.width = width;
-  return e;
-}
-
 }  // namespace
 
 Result<Emitted> EmitScaler(Ctx& ctx, const Est& e, const std::string& input, int64_t width) {
@@ -33,7 +26,7 @@ Result<Emitted> EmitScaler(Ctx& ctx, const Est& e, const std::string& input, int
   auto apply = [&](const char* op, const char* attr) -> Status {
     ASSIGN_OR_RETURN(std::vector<double> v, e.Doubles(attr));
     RETURN_IF_ERROR(CheckWidth(e, attr, v, width));
-    x = ctx.Op1(op, {x, ctx.Floats(attr, v)});
+    x = ctx.Op1(op, {x, ctx.Reals(attr, v)});
     return Status::Ok();
   };
   const std::string& n = e.name();
@@ -46,7 +39,7 @@ Result<Emitted> EmitScaler(Ctx& ctx, const Est& e, const std::string& input, int
     if (e.Bool("clip", false)) {
       ASSIGN_OR_RETURN(std::vector<double> range, e.Doubles("feature_range"));
       if (range.size() != 2) return e.Fail("feature_range is not a pair");
-      x = ctx.Op1("Clip", {x, ctx.Floats("lo", {range[0]}, {}), ctx.Floats("hi", {range[1]}, {})});
+      x = ctx.Op1("Clip", {x, ctx.Reals("lo", {range[0]}, {}), ctx.Reals("hi", {range[1]}, {})});
     }
   } else if (n == "MaxAbsScaler") {
     RETURN_IF_ERROR(apply("Div", "scale_"));
@@ -55,7 +48,7 @@ Result<Emitted> EmitScaler(Ctx& ctx, const Est& e, const std::string& input, int
     if (e.Has("scale_")) RETURN_IF_ERROR(apply("Div", "scale_"));
   }
   if (x == input) x = ctx.Op1("Identity", {input});
-  return Transform(x, width);
+  return Emitted::Transform(x, width);
 }
 
 Result<Emitted> EmitNormalizer(Ctx& ctx, const Est& e, const std::string& input, int64_t width) {
@@ -64,7 +57,7 @@ Result<Emitted> EmitNormalizer(Ctx& ctx, const Est& e, const std::string& input,
     std::string out;
     ctx.Op("Normalizer", {input}, &out, "ai.onnx.ml")
         .Attr("norm", norm == "l1" ? std::string("L1") : std::string("L2"));
-    return Transform(out, width);
+    return Emitted::Transform(out, width);
   }
   if (norm != "max") return e.Fail("unknown norm '" + norm + "'");
   // x / max(|x|) per row, rows of zeros left as they are (sklearn's normalize).
@@ -75,7 +68,7 @@ Result<Emitted> EmitNormalizer(Ctx& ctx, const Est& e, const std::string& input,
   std::string zero = ctx.Floats("zero", {0.0}, {});
   std::string safe =
       ctx.Op1("Where", {ctx.Op1("Equal", {m, zero}), ctx.Floats("one", {1.0}, {}), m});
-  return Transform(ctx.Op1("Div", {input, safe}), width);
+  return Emitted::Transform(ctx.Op1("Div", {input, safe}), width);
 }
 
 Result<Emitted> EmitImputer(Ctx& ctx, const Est& e, const std::string& input, int64_t width) {
@@ -89,7 +82,7 @@ Result<Emitted> EmitImputer(Ctx& ctx, const Est& e, const std::string& input, in
   if (!mv || (mv->kind == Kind::kFloat && std::isnan(mv->f))) {
     mask = ctx.Op1("IsNaN", {input});
   } else if (mv->is_number()) {
-    mask = ctx.Op1("Equal", {input, ctx.Floats("missing", {mv->AsDouble()}, {})});
+    mask = ctx.Op1("Equal", {input, ctx.Reals("missing", {mv->AsDouble()}, {})});
   } else {
     return e.Unsupported("missing_values of type " + mv->TypeName() + " is not supported");
   }
@@ -104,13 +97,13 @@ Result<Emitted> EmitImputer(Ctx& ctx, const Est& e, const std::string& input, in
       if (std::isnan(v)) v = 0;
     }
   }
-  std::string out = ctx.Op1("Where", {mask, ctx.Floats("statistics", fill), input});
+  std::string out = ctx.Op1("Where", {mask, ctx.Reals("statistics", fill), input});
   if (!keep_empty && static_cast<int64_t>(keep.size()) != width) {
     if (keep.empty()) return e.Fail("every feature was empty during fit");
     out = ctx.Columns(out, keep);
-    return Transform(out, static_cast<int64_t>(keep.size()));
+    return Emitted::Transform(out, static_cast<int64_t>(keep.size()));
   }
-  return Transform(out, width);
+  return Emitted::Transform(out, width);
 }
 
 Result<Emitted> EmitPolynomialFeatures(Ctx& ctx, const Est& e, const std::string& input,
@@ -169,7 +162,7 @@ Result<Emitted> EmitPolynomialFeatures(Ctx& ctx, const Est& e, const std::string
     std::string col = ctx.Columns(x1, idx);
     prod = prod.empty() ? col : ctx.Op1("Mul", {prod, col});
   }
-  return Transform(prod, static_cast<int64_t>(terms.size()));
+  return Emitted::Transform(prod, static_cast<int64_t>(terms.size()));
 }
 
 Result<Emitted> EmitPca(Ctx& ctx, const Est& e, const std::string& input, int64_t width) {
@@ -196,7 +189,7 @@ Result<Emitted> EmitPca(Ctx& ctx, const Est& e, const std::string& input, int64_
     for (double& v : var) v = std::sqrt(v);
     x = ctx.Op1("Div", {x, ctx.Floats("scale", var)});
   }
-  return Transform(x, k);
+  return Emitted::Transform(x, k);
 }
 
 }  // namespace serveml::importers::sklearn

@@ -43,7 +43,8 @@ Result<ImportResult> Convert(const pickle::PickleTree& tree, std::string* versio
   }
   Ctx ctx;
   ctx.g.SetGraphName("sklearn");
-  ctx.g.AddInput("input", DType::kFloat32, {-1, width});
+  ctx.f64 = ReadsFloat64(root);
+  ctx.g.AddInput("input", ctx.f64 ? DType::kFloat64 : DType::kFloat32, {-1, width});
   for (const char* reserved : {"input", "label", "probabilities", "variable"})
     ctx.g.Unique(reserved);
   ASSIGN_OR_RETURN(Emitted out, Emit(ctx, root, "input", width));

@@ -5,6 +5,10 @@
 // decision for every float32 x (x <= t  <=>  x <= largest float not above t), so the graph
 // is exact on any runtime that compares in float32. Missing values follow each node's
 // missing_go_to_left (nodes_missing_value_tracks_true).
+//
+// HistGradientBoosting is the exception: it compares float64 x with float64 thresholds. When
+// the graph reads float64 (ctx.f64) its thresholds, leaf values and baseline are written
+// exactly as doubles (the *_as_tensor attributes), so every split decides as in scikit-learn.
 #include <cmath>
 #include <limits>
 
@@ -108,6 +112,9 @@ struct Ensemble {
   std::vector<float> values;
   std::vector<int64_t> leaf_treeids, leaf_nodeids, leaf_ids;
   std::vector<float> leaf_weights;
+  // Exact thresholds and weights, written instead of the float ones when f64 is set.
+  bool f64 = false;
+  std::vector<double> values_f64, leaf_weights_f64;
 
   // `weights(node, emit)` calls emit(target_or_class, weight) for each leaf output.
   template <typename F>
@@ -119,6 +126,7 @@ struct Ensemble {
         modes.push_back("LEAF");
         featureids.push_back(0);
         values.push_back(0);
+        values_f64.push_back(0);
         truenodeids.push_back(0);
         falsenodeids.push_back(0);
         missing_true.push_back(0);
@@ -127,11 +135,13 @@ struct Ensemble {
           leaf_nodeids.push_back(static_cast<int64_t>(i));
           leaf_ids.push_back(id);
           leaf_weights.push_back(static_cast<float>(w));
+          leaf_weights_f64.push_back(w);
         });
       } else {
         modes.push_back("BRANCH_LEQ");
         featureids.push_back(t.feature[i]);
         values.push_back(FloorToFloat(t.threshold[i]));
+        values_f64.push_back(t.threshold[i]);
         truenodeids.push_back(t.left[i]);
         falsenodeids.push_back(t.right[i]);
         missing_true.push_back(t.missing_left[i] ? 1 : 0);
@@ -144,7 +154,12 @@ struct Ensemble {
     n.Attr("nodes_nodeids", nodeids);
     n.Attr("nodes_featureids", featureids);
     n.Attr("nodes_modes", modes);
-    n.Attr("nodes_values", values);
+    if (f64) {
+      n.Attr("nodes_values_as_tensor",
+             Tensor::From<double>({static_cast<int64_t>(values_f64.size())}, values_f64));
+    } else {
+      n.Attr("nodes_values", values);
+    }
     n.Attr("nodes_truenodeids", truenodeids);
     n.Attr("nodes_falsenodeids", falsenodeids);
     n.Attr("nodes_missing_value_tracks_true", missing_true);
@@ -175,11 +190,22 @@ std::string RegressorNode(Ctx& ctx, const Ensemble& ens, int64_t targets,
   n.Attr("target_treeids", ens.leaf_treeids);
   n.Attr("target_nodeids", ens.leaf_nodeids);
   n.Attr("target_ids", ens.leaf_ids);
-  n.Attr("target_weights", ens.leaf_weights);
+  if (ens.f64) {
+    n.Attr("target_weights_as_tensor",
+           Tensor::From<double>({static_cast<int64_t>(ens.leaf_weights_f64.size())},
+                                ens.leaf_weights_f64));
+  } else {
+    n.Attr("target_weights", ens.leaf_weights);
+  }
   n.Attr("n_targets", targets);
   n.Attr("aggregate_function", std::string("SUM"));
   n.Attr("post_transform", std::string("NONE"));
-  if (!base.empty()) n.Attr("base_values", std::vector<float>(base.begin(), base.end()));
+  if (!base.empty() && ens.f64) {
+    n.Attr("base_values_as_tensor",
+           Tensor::From<double>({static_cast<int64_t>(base.size())}, base));
+  } else if (!base.empty()) {
+    n.Attr("base_values", std::vector<float>(base.begin(), base.end()));
+  }
   return out;
 }
 
@@ -202,14 +228,6 @@ Emitted ProbaFromRaw(Ctx& ctx, const std::string& raw, int64_t k, const Labels& 
   }
   out.label = ctx.LabelFromProba(out.proba, labels);
   return out;
-}
-
-Emitted Regression(std::string out, int64_t width) {
-  Emitted e;
-  e.kind = Emitted::Kind::kRegressor;
-  e.out = std::move(out);
-  e.width = width;
-  return e;
 }
 
 // Adds one sklearn tree as a classifier (normalised class fractions * scale) or a regressor
@@ -241,7 +259,7 @@ Result<Emitted> EmitTree(Ctx& ctx, const Est& e, const std::string& input, int64
     return ClassifierNode(ctx, ens, labels, input);
   }
   AddRegressorTree(ens, 0, t, 1.0, 0);
-  return Regression(RegressorNode(ctx, ens, 1, {}, input), 1);
+  return Emitted::Regressor(RegressorNode(ctx, ens, 1, {}, input), 1);
 }
 
 Result<Emitted> EmitForest(Ctx& ctx, const Est& e, const std::string& input, int64_t width) {
@@ -269,7 +287,7 @@ Result<Emitted> EmitForest(Ctx& ctx, const Est& e, const std::string& input, int
     }
   }
   if (clf) return ClassifierNode(ctx, ens, labels, input);
-  return Regression(RegressorNode(ctx, ens, 1, {}, input), 1);
+  return Emitted::Regressor(RegressorNode(ctx, ens, 1, {}, input), 1);
 }
 
 Result<Emitted> EmitGradientBoosting(Ctx& ctx, const Est& e, const std::string& input,
@@ -346,7 +364,7 @@ Result<Emitted> EmitGradientBoosting(Ctx& ctx, const Est& e, const std::string& 
     }
   }
   std::string raw = RegressorNode(ctx, ens, k, base, input);
-  if (!clf) return Regression(raw, 1);
+  if (!clf) return Emitted::Regressor(raw, 1);
   return ProbaFromRaw(ctx, raw, k, labels, proba_scale);
 }
 
@@ -370,6 +388,7 @@ Result<Emitted> EmitHistGradientBoosting(Ctx& ctx, const Est& e, const std::stri
     if (!ok) return e.Unsupported("loss " + n + " is not supported");
   }
   Ensemble ens;
+  ens.f64 = ctx.f64;
   int64_t id = 0;
   for (const Value* iter : preds->items) {
     if (iter->kind != Kind::kList || static_cast<int64_t>(iter->items.size()) != k) {
@@ -407,7 +426,7 @@ Result<Emitted> EmitHistGradientBoosting(Ctx& ctx, const Est& e, const std::stri
     }
   }
   std::string raw = RegressorNode(ctx, ens, k, baseline, input);
-  if (!clf) return Regression(raw, 1);
+  if (!clf) return Emitted::Regressor(raw, 1);
   return ProbaFromRaw(ctx, raw, k, labels, 1.0);
 }
 
