@@ -26,8 +26,8 @@ TensorInfo Info(const char* name, DType dtype, std::vector<int64_t> shape) {
 const ModelSignature& Tabular() {
   static const ModelSignature s = [] {
     ModelSignature s;
-    s.inputs.push_back(Info("X", DType::kFloat, {-1, 4}));
-    s.outputs.push_back(Info("y", DType::kFloat, {-1, 1}));
+    s.inputs.push_back(Info("X", DType::kFloat32, {-1, 4}));
+    s.outputs.push_back(Info("y", DType::kFloat32, {-1, 1}));
     s.feature_names = {"sepal_length", "sepal_width", "petal_length", "petal_width"};
     return s;
   }();
@@ -37,8 +37,8 @@ const ModelSignature& Tabular() {
 const ModelSignature& Tensor3() {
   static const ModelSignature s = [] {
     ModelSignature s;
-    s.inputs.push_back(Info("image", DType::kDouble, {-1, 2, 3}));
-    s.outputs.push_back(Info("y", DType::kFloat, {-1, 2}));
+    s.inputs.push_back(Info("image", DType::kFloat64, {-1, 2, 3}));
+    s.outputs.push_back(Info("y", DType::kFloat32, {-1, 2}));
     return s;
   }();
   return s;
@@ -48,9 +48,9 @@ const ModelSignature& PerFeatureInputs() {
   static const ModelSignature s = [] {
     ModelSignature s;
     s.inputs.push_back(Info("age", DType::kInt64, {-1, 1}));
-    s.inputs.push_back(Info("income", DType::kFloat, {-1, 1}));
+    s.inputs.push_back(Info("income", DType::kFloat32, {-1, 1}));
     s.inputs.push_back(Info("city", DType::kString, {-1, 1}));
-    s.outputs.push_back(Info("y", DType::kFloat, {-1, 1}));
+    s.outputs.push_back(Info("y", DType::kFloat32, {-1, 1}));
     s.feature_names = {"age", "income", "city"};
     s.features_are_inputs = true;
     return s;

@@ -42,14 +42,18 @@ struct Collector {
 
   bool Leaf(element e, std::vector<int64_t>& path) {
     switch (e.type()) {
-      case element_type::DOUBLE: values.push_back(e.get_double().value_unsafe()); return true;
+      case element_type::DOUBLE:
+        values.push_back(e.get_double().value_unsafe());
+        return true;
       case element_type::INT64:
         values.push_back(static_cast<double>(e.get_int64().value_unsafe()));
         return true;
       case element_type::UINT64:
         values.push_back(static_cast<double>(e.get_uint64().value_unsafe()));
         return true;
-      case element_type::BOOL: values.push_back(e.get_bool().value_unsafe() ? 1.0 : 0.0); return true;
+      case element_type::BOOL:
+        values.push_back(e.get_bool().value_unsafe() ? 1.0 : 0.0);
+        return true;
       case element_type::NULL_VALUE:
         values.push_back(std::numeric_limits<double>::quiet_NaN());
         return true;
@@ -61,7 +65,8 @@ struct Collector {
         error = PathString(path) + " is not a number";
         return false;
       default:
-        error = PathString(path) + (e.type() == element_type::OBJECT ? " is an object" : " is a list") +
+        error = PathString(path) +
+                (e.type() == element_type::OBJECT ? " is an object" : " is a list") +
                 ", expected a number";
         return false;
     }
@@ -98,20 +103,46 @@ Status ConvertInto(const std::vector<double>& src, size_t offset, size_t stride,
     double v = src[offset + i * stride];
     size_t j = dst_offset + i;
     switch (dtype) {
-      case DType::kFloat32: dst->data<float>()[j] = static_cast<float>(v); break;
-      case DType::kFloat64: dst->data<double>()[j] = v; break;
+      case DType::kFloat32:
+        dst->data<float>()[j] = static_cast<float>(v);
+        break;
+      case DType::kFloat64:
+        dst->data<double>()[j] = v;
+        break;
       case DType::kInt64:
       case DType::kInt32: {
         if (!std::isfinite(v) || v != std::floor(v)) {
           return InvalidInput(std::string(what) + " must contain integers");
         }
-        if (dtype == DType::kInt64) dst->data<int64_t>()[j] = static_cast<int64_t>(v);
-        else dst->data<int32_t>()[j] = static_cast<int32_t>(v);
+        // [-2^63, 2^63) for int64, the int32 range for int32.
+        const double lo = dtype == DType::kInt64 ? -9223372036854775808.0 : -2147483648.0;
+        if (v < lo || v >= -lo) {
+          return InvalidInput(std::string(what) + " contains an integer out of range for " +
+                              std::string(DTypeName(dtype)));
+        }
+        if (dtype == DType::kInt64)
+          dst->data<int64_t>()[j] = static_cast<int64_t>(v);
+        else
+          dst->data<int32_t>()[j] = static_cast<int32_t>(v);
         break;
       }
-      case DType::kBool: dst->data<bool>()[j] = v != 0.0; break;
-      case DType::kUInt8: dst->data<uint8_t>()[j] = static_cast<uint8_t>(v); break;
-      case DType::kInt8: dst->data<int8_t>()[j] = static_cast<int8_t>(v); break;
+      case DType::kBool:
+        dst->data<bool>()[j] = v != 0.0;
+        break;
+      case DType::kUInt8:
+      case DType::kInt8: {
+        const bool u8 = dtype == DType::kUInt8;
+        if (!std::isfinite(v) || v != std::floor(v) || v < (u8 ? 0 : -128) ||
+            v > (u8 ? 255 : 127)) {
+          return InvalidInput(std::string(what) + " must contain " +
+                              (u8 ? "integers in [0, 255]" : "integers in [-128, 127]"));
+        }
+        if (u8)
+          dst->data<uint8_t>()[j] = static_cast<uint8_t>(v);
+        else
+          dst->data<int8_t>()[j] = static_cast<int8_t>(v);
+        break;
+      }
       default:
         return InvalidInput(std::string(what) + " has type " + std::string(DTypeName(dtype)) +
                             ", which JSON predictions do not support yet");
@@ -157,7 +188,10 @@ Result<PredictInput> ParseNamedRows(const std::vector<element>& rows,
       std::string_view key = field.key;
       size_t idx = nf;
       for (size_t f = 0; f < nf; ++f) {
-        if (names[f] == key) { idx = f; break; }
+        if (names[f] == key) {
+          idx = f;
+          break;
+        }
       }
       std::string where = single ? "data." + std::string(key)
                                  : "data[" + std::to_string(r) + "]." + std::string(key);
@@ -171,18 +205,28 @@ Result<PredictInput> ParseNamedRows(const std::vector<element>& rows,
       element v = field.value;
       size_t pos = static_cast<size_t>(r) * nf + idx;
       switch (v.type()) {
-        case element_type::DOUBLE: vals[pos] = v.get_double().value_unsafe(); break;
-        case element_type::INT64: vals[pos] = static_cast<double>(v.get_int64().value_unsafe()); break;
-        case element_type::UINT64: vals[pos] = static_cast<double>(v.get_uint64().value_unsafe()); break;
-        case element_type::BOOL: vals[pos] = v.get_bool().value_unsafe() ? 1 : 0; break;
-        case element_type::NULL_VALUE: break;
+        case element_type::DOUBLE:
+          vals[pos] = v.get_double().value_unsafe();
+          break;
+        case element_type::INT64:
+          vals[pos] = static_cast<double>(v.get_int64().value_unsafe());
+          break;
+        case element_type::UINT64:
+          vals[pos] = static_cast<double>(v.get_uint64().value_unsafe());
+          break;
+        case element_type::BOOL:
+          vals[pos] = v.get_bool().value_unsafe() ? 1 : 0;
+          break;
+        case element_type::NULL_VALUE:
+          break;
         case element_type::STRING:
           if (any_string_input) {
             svals[pos] = std::string(v.get_string().value_unsafe());
             break;
           }
           [[fallthrough]];
-        default: return InvalidInput(where + " is not a number");
+        default:
+          return InvalidInput(where + " is not a number");
       }
     }
     if (seen != nf) {
@@ -223,26 +267,52 @@ void WriteValue(JsonWriter& w, const Tensor& t, size_t start, size_t dim) {
   const auto& shape = t.shape();
   if (dim == shape.size()) {
     switch (t.dtype()) {
-      case DType::kFloat32: w.Float(t.data<float>()[start]); break;
-      case DType::kFloat64: w.Double(t.data<double>()[start]); break;
-      case DType::kInt64: w.Int(t.data<int64_t>()[start]); break;
-      case DType::kInt32: w.Int(t.data<int32_t>()[start]); break;
-      case DType::kInt16: w.Int(t.data<int16_t>()[start]); break;
-      case DType::kInt8: w.Int(t.data<int8_t>()[start]); break;
-      case DType::kUInt8: w.Int(t.data<uint8_t>()[start]); break;
-      case DType::kUInt16: w.Int(t.data<uint16_t>()[start]); break;
-      case DType::kUInt32: w.Int(t.data<uint32_t>()[start]); break;
-      case DType::kUInt64: w.Int(static_cast<int64_t>(t.data<uint64_t>()[start])); break;
-      case DType::kBool: w.Bool(t.data<bool>()[start]); break;
-      case DType::kString: w.String(t.strings()[start]); break;
-      default: w.Null();
+      case DType::kFloat32:
+        w.Float(t.data<float>()[start]);
+        break;
+      case DType::kFloat64:
+        w.Double(t.data<double>()[start]);
+        break;
+      case DType::kInt64:
+        w.Int(t.data<int64_t>()[start]);
+        break;
+      case DType::kInt32:
+        w.Int(t.data<int32_t>()[start]);
+        break;
+      case DType::kInt16:
+        w.Int(t.data<int16_t>()[start]);
+        break;
+      case DType::kInt8:
+        w.Int(t.data<int8_t>()[start]);
+        break;
+      case DType::kUInt8:
+        w.Int(t.data<uint8_t>()[start]);
+        break;
+      case DType::kUInt16:
+        w.Int(t.data<uint16_t>()[start]);
+        break;
+      case DType::kUInt32:
+        w.Int(t.data<uint32_t>()[start]);
+        break;
+      case DType::kUInt64:
+        w.Int(static_cast<int64_t>(t.data<uint64_t>()[start]));
+        break;
+      case DType::kBool:
+        w.Bool(t.data<bool>()[start]);
+        break;
+      case DType::kString:
+        w.String(t.strings()[start]);
+        break;
+      default:
+        w.Null();
     }
     return;
   }
   size_t inner = 1;
   for (size_t d = dim + 1; d < shape.size(); ++d) inner *= static_cast<size_t>(shape[d]);
   w.BeginArray();
-  for (int64_t i = 0; i < shape[dim]; ++i) WriteValue(w, t, start + static_cast<size_t>(i) * inner, dim + 1);
+  for (int64_t i = 0; i < shape[dim]; ++i)
+    WriteValue(w, t, start + static_cast<size_t>(i) * inner, dim + 1);
   w.EndArray();
 }
 
@@ -317,7 +387,8 @@ Result<PredictInput> ParsePredictRequest(std::string_view body,
                         "KServe V2 endpoint");
   }
   const auto& in0 = sig.inputs[0];
-  size_t rank = sig.features_are_inputs ? 2 : (in0.has_shape && !in0.shape.empty() ? in0.shape.size() : 2);
+  size_t rank =
+      sig.features_are_inputs ? 2 : (in0.has_shape && !in0.shape.empty() ? in0.shape.size() : 2);
   size_t depth = Collector::Depth(data);
   Collector c;
   c.want_strings = !sig.features_are_inputs && in0.dtype == DType::kString;

@@ -9,60 +9,101 @@ namespace serveml {
 
 size_t DTypeSize(DType t) {
   switch (t) {
-    case DType::kFloat32: return 4;
-    case DType::kUInt8: return 1;
-    case DType::kInt8: return 1;
-    case DType::kUInt16: return 2;
-    case DType::kInt16: return 2;
-    case DType::kInt32: return 4;
-    case DType::kInt64: return 8;
-    case DType::kBool: return 1;
-    case DType::kFloat16: return 2;
-    case DType::kFloat64: return 8;
-    case DType::kUInt32: return 4;
-    case DType::kUInt64: return 8;
+    case DType::kFloat32:
+      return 4;
+    case DType::kUInt8:
+      return 1;
+    case DType::kInt8:
+      return 1;
+    case DType::kUInt16:
+      return 2;
+    case DType::kInt16:
+      return 2;
+    case DType::kInt32:
+      return 4;
+    case DType::kInt64:
+      return 8;
+    case DType::kBool:
+      return 1;
+    case DType::kFloat16:
+      return 2;
+    case DType::kFloat64:
+      return 8;
+    case DType::kUInt32:
+      return 4;
+    case DType::kUInt64:
+      return 8;
     case DType::kString:
-    case DType::kUndefined: return 0;
+    case DType::kUndefined:
+      return 0;
   }
   return 0;
 }
 
 std::string_view DTypeName(DType t) {
   switch (t) {
-    case DType::kFloat32: return "float32";
-    case DType::kUInt8: return "uint8";
-    case DType::kInt8: return "int8";
-    case DType::kUInt16: return "uint16";
-    case DType::kInt16: return "int16";
-    case DType::kInt32: return "int32";
-    case DType::kInt64: return "int64";
-    case DType::kString: return "string";
-    case DType::kBool: return "bool";
-    case DType::kFloat16: return "float16";
-    case DType::kFloat64: return "float64";
-    case DType::kUInt32: return "uint32";
-    case DType::kUInt64: return "uint64";
-    case DType::kUndefined: return "undefined";
+    case DType::kFloat32:
+      return "float32";
+    case DType::kUInt8:
+      return "uint8";
+    case DType::kInt8:
+      return "int8";
+    case DType::kUInt16:
+      return "uint16";
+    case DType::kInt16:
+      return "int16";
+    case DType::kInt32:
+      return "int32";
+    case DType::kInt64:
+      return "int64";
+    case DType::kString:
+      return "string";
+    case DType::kBool:
+      return "bool";
+    case DType::kFloat16:
+      return "float16";
+    case DType::kFloat64:
+      return "float64";
+    case DType::kUInt32:
+      return "uint32";
+    case DType::kUInt64:
+      return "uint64";
+    case DType::kUndefined:
+      return "undefined";
   }
   return "undefined";
 }
 
 std::string_view DTypeV2Name(DType t) {
   switch (t) {
-    case DType::kFloat32: return "FP32";
-    case DType::kUInt8: return "UINT8";
-    case DType::kInt8: return "INT8";
-    case DType::kUInt16: return "UINT16";
-    case DType::kInt16: return "INT16";
-    case DType::kInt32: return "INT32";
-    case DType::kInt64: return "INT64";
-    case DType::kString: return "BYTES";
-    case DType::kBool: return "BOOL";
-    case DType::kFloat16: return "FP16";
-    case DType::kFloat64: return "FP64";
-    case DType::kUInt32: return "UINT32";
-    case DType::kUInt64: return "UINT64";
-    case DType::kUndefined: return "UNDEFINED";
+    case DType::kFloat32:
+      return "FP32";
+    case DType::kUInt8:
+      return "UINT8";
+    case DType::kInt8:
+      return "INT8";
+    case DType::kUInt16:
+      return "UINT16";
+    case DType::kInt16:
+      return "INT16";
+    case DType::kInt32:
+      return "INT32";
+    case DType::kInt64:
+      return "INT64";
+    case DType::kString:
+      return "BYTES";
+    case DType::kBool:
+      return "BOOL";
+    case DType::kFloat16:
+      return "FP16";
+    case DType::kFloat64:
+      return "FP64";
+    case DType::kUInt32:
+      return "UINT32";
+    case DType::kUInt64:
+      return "UINT64";
+    case DType::kUndefined:
+      return "UNDEFINED";
   }
   return "UNDEFINED";
 }
@@ -86,13 +127,14 @@ std::string ShapeToString(const std::vector<int64_t>& shape) {
 }
 
 namespace {
+// Aligned operator new (throws std::bad_alloc) rather than aligned_alloc, so every tensor
+// buffer goes through the replaceable global allocation functions.
 std::shared_ptr<void> AllocAligned(size_t bytes) {
   size_t n = (bytes + 63) / 64 * 64;
   if (n == 0) n = 64;
-  void* p = std::aligned_alloc(64, n);
-  if (!p) throw std::bad_alloc();
+  void* p = ::operator new (n, std::align_val_t{64});
   std::memset(p, 0, n);
-  return std::shared_ptr<void>(p, [](void* q) { std::free(q); });
+  return std::shared_ptr<void>(p, [](void* q) { ::operator delete (q, std::align_val_t{64}); });
 }
 }  // namespace
 
@@ -105,6 +147,15 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
     buffer_ = AllocAligned(nbytes());
     data_ = buffer_.get();
   }
+}
+
+Tensor::Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> buffer)
+    : dtype_(dtype),
+      shape_(std::move(shape)),
+      numel_(ShapeNumel(shape_)),
+      buffer_(std::move(buffer)),
+      data_(buffer_.get()) {
+  assert(numel_ >= 0 && dtype_ != DType::kString && dtype_ != DType::kUndefined);
 }
 
 Tensor Tensor::FromStrings(std::vector<int64_t> shape, std::vector<std::string> values) {

@@ -44,18 +44,52 @@ std::string_view DTypeV2Name(DType t);
 // True for the ONNX enum values this build understands.
 bool IsKnownDType(int32_t v);
 
-template <typename T> struct DTypeOf;
-template <> struct DTypeOf<float> { static constexpr DType value = DType::kFloat32; };
-template <> struct DTypeOf<double> { static constexpr DType value = DType::kFloat64; };
-template <> struct DTypeOf<int32_t> { static constexpr DType value = DType::kInt32; };
-template <> struct DTypeOf<int64_t> { static constexpr DType value = DType::kInt64; };
-template <> struct DTypeOf<uint8_t> { static constexpr DType value = DType::kUInt8; };
-template <> struct DTypeOf<int8_t> { static constexpr DType value = DType::kInt8; };
-template <> struct DTypeOf<uint16_t> { static constexpr DType value = DType::kUInt16; };
-template <> struct DTypeOf<int16_t> { static constexpr DType value = DType::kInt16; };
-template <> struct DTypeOf<uint32_t> { static constexpr DType value = DType::kUInt32; };
-template <> struct DTypeOf<uint64_t> { static constexpr DType value = DType::kUInt64; };
-template <> struct DTypeOf<bool> { static constexpr DType value = DType::kBool; };
+template <typename T>
+struct DTypeOf;
+template <>
+struct DTypeOf<float> {
+  static constexpr DType value = DType::kFloat32;
+};
+template <>
+struct DTypeOf<double> {
+  static constexpr DType value = DType::kFloat64;
+};
+template <>
+struct DTypeOf<int32_t> {
+  static constexpr DType value = DType::kInt32;
+};
+template <>
+struct DTypeOf<int64_t> {
+  static constexpr DType value = DType::kInt64;
+};
+template <>
+struct DTypeOf<uint8_t> {
+  static constexpr DType value = DType::kUInt8;
+};
+template <>
+struct DTypeOf<int8_t> {
+  static constexpr DType value = DType::kInt8;
+};
+template <>
+struct DTypeOf<uint16_t> {
+  static constexpr DType value = DType::kUInt16;
+};
+template <>
+struct DTypeOf<int16_t> {
+  static constexpr DType value = DType::kInt16;
+};
+template <>
+struct DTypeOf<uint32_t> {
+  static constexpr DType value = DType::kUInt32;
+};
+template <>
+struct DTypeOf<uint64_t> {
+  static constexpr DType value = DType::kUInt64;
+};
+template <>
+struct DTypeOf<bool> {
+  static constexpr DType value = DType::kBool;
+};
 
 // Product of dims; 1 for a scalar (empty shape). Negative dims are invalid here.
 int64_t ShapeNumel(const std::vector<int64_t>& shape);
@@ -67,13 +101,19 @@ class Tensor {
   Tensor() = default;
   // Allocates a zero-filled tensor. For kString, numel empty strings.
   Tensor(DType dtype, std::vector<int64_t> shape);
+  // Wraps an existing buffer for a numeric dtype: `buffer` must point to at least
+  // numel * DTypeSize(dtype) bytes, 64-byte aligned, and owns them (its deleter decides
+  // where the memory goes when the last Tensor sharing it is gone). Contents are not
+  // touched. Used by the engine's per-run arena.
+  Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> buffer);
 
   // A 1-element-per-value tensor built from a vector, e.g. Tensor::From<float>({2}, {1, 2}).
   template <typename T>
   static Tensor From(std::vector<int64_t> shape, const std::vector<T>& values) {
     Tensor t(DTypeOf<T>::value, std::move(shape));
     T* d = t.data<T>();
-    for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i) d[i] = values[i];
+    for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i)
+      d[i] = values[i];
     return t;
   }
   static Tensor FromStrings(std::vector<int64_t> shape, std::vector<std::string> values);
@@ -88,8 +128,14 @@ class Tensor {
 
   void* raw() { return data_; }
   const void* raw() const { return data_; }
-  template <typename T> T* data() { return static_cast<T*>(data_); }
-  template <typename T> const T* data() const { return static_cast<const T*>(data_); }
+  template <typename T>
+  T* data() {
+    return static_cast<T*>(data_);
+  }
+  template <typename T>
+  const T* data() const {
+    return static_cast<const T*>(data_);
+  }
 
   // Elements of a kString tensor (empty for other dtypes).
   std::vector<std::string>& strings() { return *strings_; }

@@ -1,5 +1,8 @@
 #include "engine/kernel.h"
 
+#include <cstring>
+
+#include "engine/arena.h"
 #include "engine/onnx/tensor_proto.h"
 
 namespace serveml::engine {
@@ -15,6 +18,13 @@ Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape) {
   }
   if (n > onnx::kMaxTensorElements) {
     return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large");
+  }
+  const size_t bytes = static_cast<size_t>(n) * DTypeSize(dtype);
+  if (TensorArena* arena = CurrentArena(); arena && bytes > 0) {
+    if (std::shared_ptr<void> buf = arena->Allocate(bytes)) {
+      if (CurrentArenaZeroFill()) std::memset(buf.get(), 0, bytes);
+      return Tensor(dtype, std::move(shape), std::move(buf));
+    }
   }
   return Tensor(dtype, std::move(shape));
 }

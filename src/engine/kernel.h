@@ -52,8 +52,10 @@ struct KernelInit {
 using KernelPtr = std::unique_ptr<Kernel>;
 using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);
 
-// Allocates a tensor after checking the element count is sane (guards hostile shapes).
-// Shape entries must be >= 0.
+// Allocates a zero-filled tensor after checking the element count is sane (guards hostile
+// shapes). Shape entries must be >= 0. While the executor runs a kernel, numeric buffers
+// come from the run's TensorArena (arena.h) and return there when the tensor's last copy
+// is gone; otherwise from the heap. Either way the tensor owns its buffer like any other.
 Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape);
 
 // Attribute access with type checks. Errors name the attribute and the expected type.

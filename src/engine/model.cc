@@ -1,22 +1,35 @@
 // Model::LoadOnnx: parse, compile (value slots, topological order, one kernel per node from
-// the operator table) and run.
+// the operator table, constant folding, shape and type inference, memory plan) and run.
 #include <algorithm>
+#include <cstdlib>
 #include <map>
+#include <mutex>
 #include <new>
+#include <optional>
 #include <queue>
 #include <set>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
+#include "engine/arena.h"
 #include "engine/engine.h"
 #include "engine/kernel.h"
+#include "engine/model_internal.h"
 #include "engine/onnx/onnx_proto.h"
 #include "engine/onnx/tensor_proto.h"
 #include "engine/ops/op_table.h"
+#include "engine/ops/ops.h"
+#include "engine/shape_inference.h"
 
 namespace serveml::engine {
 namespace {
+
+// Bounds of the static memory plan: one value (the largest tensor NewTensor accepts, at 8
+// bytes per element) and the blocks reserved up front for a new arena.
+constexpr int64_t kMaxPlannedValueBytes = onnx::kMaxTensorElements * 8;
+constexpr size_t kMaxPlannedBytes = size_t{256} << 20;
 
 struct CompiledNode {
   KernelPtr kernel;
@@ -24,10 +37,34 @@ struct CompiledNode {
   std::vector<int32_t> outputs;  // value ids (scratch ids for unnamed outputs)
   std::vector<int32_t> release;  // value ids whose last consumer is this node
   std::string label;             // "node 'name' (OpType)" for messages
+  int32_t proto_index = -1;      // index in GraphProto.node
+  bool may_alias = false;        // the kernel may return its first input's buffer
+  // The kernel writes every element of every tensor it allocates, so arena buffers need
+  // no clearing (ops/elementwise.cc: the unary and binary arithmetic kernels).
+  bool overwrites = false;
+  // False when the node produces a graph output: its outputs (and any scratch tensors of
+  // its kernel) come from the heap, so results handed to the caller never pin arena blocks.
+  bool use_arena = true;
 };
+
+// Base cap on the free bytes one arena keeps (it grows with the bytes a run needs).
+constexpr size_t kArenaBaseCapBytes = size_t{32} << 20;
+// Free arena blocks unused for this many runs go back to the heap.
+constexpr uint64_t kArenaMaxIdleRuns = 64;
+
+// SERVEML_ENGINE_ARENA=0 turns the arena off (every tensor from the heap): an escape hatch
+// for diagnosing memory issues and for measuring what the arena saves.
+bool ArenaEnabled() {
+  static const bool enabled = [] {
+    const char* v = std::getenv("SERVEML_ENGINE_ARENA");
+    return !(v && (std::string_view(v) == "0" || std::string_view(v) == "off"));
+  }();
+  return enabled;
+}
 
 class OnnxModel final : public Model {
  public:
+  ~OnnxModel() override;
   const ModelInfo& info() const override { return info_; }
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
@@ -36,9 +73,26 @@ class OnnxModel final : public Model {
   // Builds the model from a parsed proto. `model` must stay alive during the call only.
   Status Compile(const onnx::ModelProto& model);
 
+  const ModelPlanInfo& plan_info() const { return plan_info_; }
+  TensorArena::Stats ArenaStats() const;
+  std::optional<ValueType> InferredType(const std::string& value) const {
+    auto it = value_ids_.find(value);
+    if (it == value_ids_.end()) return std::nullopt;
+    return value_types_[static_cast<size_t>(it->second)];
+  }
+
  private:
   Status CheckInput(size_t i, const Tensor& t) const;
   Result<std::vector<Tensor>> RunImpl(std::span<const Tensor> inputs) const;
+  // Shape/type inference over the run sequence; fills value_types_. Load errors for
+  // certain element-type mismatches.
+  Status InferTypes(const onnx::GraphProto& g);
+  // Decides which nodes draw from the arena and simulates a run on the statically known
+  // shapes: the block sizes it needs (with reuse after last use) pre-size new arenas.
+  void PlanMemory(const std::vector<bool>& is_output);
+  // An idle arena from the pool, or a new pre-sized one.
+  std::shared_ptr<TensorArena> AcquireArena() const;
+  void ReleaseArena(std::shared_ptr<TensorArena> arena) const;
 
   ModelInfo info_;
   std::vector<TensorInfo> inputs_;
@@ -50,7 +104,16 @@ class OnnxModel final : public Model {
   std::vector<CompiledNode> nodes_;  // topological order
   size_t max_inputs_ = 0;
   size_t max_outputs_ = 0;
-  size_t folded_nodes_ = 0;  // nodes evaluated at load (constant folding)
+  size_t folded_nodes_ = 0;             // nodes evaluated at load (constant folding)
+  std::vector<ValueType> value_types_;  // by value id, from shape inference
+  std::vector<size_t> planned_blocks_;  // block sizes the static plan needs at its peak
+  std::unordered_map<std::string, int32_t> value_ids_;  // by value name
+  ModelPlanInfo plan_info_;
+  // Arenas not in use by a run. One per concurrent run at most; dropped with the model
+  // (buffers still held by callers keep their arena alive until released).
+  mutable std::mutex arenas_mu_;
+  mutable std::vector<std::shared_ptr<TensorArena>> idle_arenas_;
+  mutable std::vector<std::weak_ptr<TensorArena>> all_arenas_;
 };
 
 std::string NodeLabel(const onnx::NodeProto& n, size_t index) {
@@ -229,6 +292,7 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
   }
 
   num_values_ = producer.size();
+  value_ids_ = ids;
   constants_.assign(num_values_, Tensor());
   for (auto& [id, t] : consts) constants_[id] = std::move(t);
 
@@ -245,6 +309,17 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     KernelInit init{n, NormalizeDomain(n.domain), opsets[i], const_ptrs};
     CompiledNode cn;
     cn.label = NodeLabel(n, static_cast<size_t>(i));
+    cn.proto_index = i;
+    static const std::set<std::string> kAliasOps = {"Identity",  "Reshape", "Flatten", "Squeeze",
+                                                    "Unsqueeze", "Dropout", "ZipMap"};
+    cn.may_alias = kAliasOps.count(n.op_type) > 0;
+    static const std::set<std::string> kOverwritingOps = {
+        "Abs", "Add", "Div", "Exp", "Log", "Mul", "Neg", "Relu", "Sigmoid", "Sqrt", "Sub", "Tanh"};
+    cn.overwrites = NormalizeDomain(n.domain).empty() && kOverwritingOps.count(n.op_type) > 0 &&
+                    entries[i]->factory == (n.op_type == "Add" || n.op_type == "Sub" ||
+                                                    n.op_type == "Mul" || n.op_type == "Div"
+                                                ? &MakeBinaryElementwise
+                                                : &MakeUnaryElementwise);
     auto k = entries[i]->factory(init);
     if (!k.ok()) return Prefix(cn.label, k.status());
     cn.kernel = std::move(k).value();
@@ -327,7 +402,158 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     if (is_output[id] || constants_[id].defined() || last_use[id] < 0) continue;
     nodes_[last_use[id]].release.push_back(static_cast<int32_t>(id));
   }
+  RETURN_IF_ERROR(InferTypes(g));
+  PlanMemory(is_output);
   return Status::Ok();
+}
+
+Status OnnxModel::InferTypes(const onnx::GraphProto& g) {
+  value_types_.assign(num_values_, ValueType());
+  // Declared inputs seed inference; named dims become symbolic dims (same name, same size).
+  std::map<std::string, int64_t> symbols;
+  size_t k = 0;
+  for (const onnx::ValueInfoProto& v : g.input) {
+    // inputs_ is g.input without the initializers, in order.
+    if (k >= input_ids_.size() || v.name != inputs_[k].name) continue;
+    ValueType& t = value_types_[input_ids_[k]];
+    t.dtype = inputs_[k].dtype;
+    if (v.has_type && v.type.has_shape) {
+      t.has_rank = true;
+      for (const onnx::TensorShapeDim& d : v.type.dims) {
+        if (d.has_value && d.value >= 0) {
+          t.dims.push_back(d.value);
+        } else if (!d.param.empty()) {
+          auto [it, inserted] =
+              symbols.emplace(d.param, kFirstSymbolicDim - static_cast<int64_t>(symbols.size()));
+          t.dims.push_back(it->second);
+        } else {
+          t.dims.push_back(kUnknownDim);
+        }
+      }
+    }
+    ++k;
+  }
+  std::vector<InferNode> infer;
+  infer.reserve(nodes_.size());
+  for (const CompiledNode& cn : nodes_) {
+    const onnx::NodeProto& n = g.node[static_cast<size_t>(cn.proto_index)];
+    auto it = info_.opsets.find(std::string(NormalizeDomain(n.domain)));
+    infer.push_back(InferNode{&n, NormalizeDomain(n.domain),
+                              it == info_.opsets.end() ? 0 : it->second, cn.inputs, cn.outputs,
+                              cn.label});
+  }
+  RETURN_IF_ERROR(InferShapes(infer, constants_, &value_types_));
+  for (const ValueType& t : value_types_) {
+    if (t.dtype != DType::kUndefined) ++plan_info_.typed_values;
+    if (t.IsStatic()) ++plan_info_.static_values;
+  }
+  plan_info_.values = num_values_;
+  return Status::Ok();
+}
+
+void OnnxModel::PlanMemory(const std::vector<bool>& is_output) {
+  for (CompiledNode& n : nodes_) {
+    for (int32_t id : n.outputs) {
+      if (is_output[id]) n.use_arena = false;
+    }
+  }
+  // Simulate one run on the static shapes: a value takes a free block of its size class
+  // (or a new one) and gives it back at its release point. Outputs of ops that may alias
+  // their input (Identity, Reshape, ...) take no block of their own, so their source's
+  // block stays taken until every alias is released.
+  std::vector<int32_t> block_of(num_values_, -1);  // value -> simulated block
+  std::vector<size_t> block_bytes;
+  std::vector<int32_t> block_refs;
+  std::map<size_t, std::vector<int32_t>> free_blocks;  // class bytes -> blocks
+  size_t naive = 0;
+  for (const CompiledNode& n : nodes_) {
+    const bool may_alias =
+        n.may_alias && !n.inputs.empty() && n.inputs[0] >= 0 && block_of[n.inputs[0]] >= 0;
+    for (int32_t id : n.outputs) {
+      const int64_t bytes = value_types_[id].StaticBytes();
+      // Values over the tensor size limit fail at run time (NewTensor refuses them); they
+      // must not make the plan reserve memory either.
+      if (!n.use_arena || bytes <= 0 || bytes > kMaxPlannedValueBytes) continue;
+      if (may_alias) {
+        block_of[id] = block_of[n.inputs[0]];
+        ++block_refs[block_of[id]];
+        continue;
+      }
+      naive += static_cast<size_t>(bytes);
+      const size_t cls = TensorArena::ClassBytes(static_cast<size_t>(bytes));
+      std::vector<int32_t>& fl = free_blocks[cls];
+      if (!fl.empty()) {
+        block_of[id] = fl.back();
+        fl.pop_back();
+      } else {
+        block_of[id] = static_cast<int32_t>(block_bytes.size());
+        block_bytes.push_back(cls);
+        block_refs.push_back(0);
+      }
+      block_refs[block_of[id]] = 1;
+    }
+    for (int32_t id : n.release) {
+      const int32_t b = block_of[id];
+      if (b >= 0 && --block_refs[b] == 0) free_blocks[block_bytes[b]].push_back(b);
+    }
+  }
+  size_t total = 0;
+  for (size_t b : block_bytes) total += b;
+  // A plan larger than the bound is not pre-reserved: the arena then grows on demand, so a
+  // model whose declared shapes are huge costs memory only if a run really needs it.
+  if (total > kMaxPlannedBytes) block_bytes.clear();
+  planned_blocks_ = block_bytes;
+  plan_info_.planned_blocks = block_bytes.size();
+  for (size_t b : block_bytes) plan_info_.planned_bytes += b;
+  plan_info_.unplanned_bytes = naive;
+}
+
+OnnxModel::~OnnxModel() {
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  for (auto& w : all_arenas_) {
+    if (auto a = w.lock()) a->Detach();
+  }
+}
+
+std::shared_ptr<TensorArena> OnnxModel::AcquireArena() const {
+  {
+    std::lock_guard<std::mutex> lock(arenas_mu_);
+    if (!idle_arenas_.empty()) {
+      std::shared_ptr<TensorArena> a = std::move(idle_arenas_.back());
+      idle_arenas_.pop_back();
+      return a;
+    }
+  }
+  auto a = std::make_shared<TensorArena>(
+      std::max(kArenaBaseCapBytes, plan_info_.planned_bytes + plan_info_.planned_bytes / 4));
+  a->Reserve(planned_blocks_);
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  all_arenas_.push_back(a);
+  idle_arenas_.reserve(all_arenas_.size());
+  return a;
+}
+
+void OnnxModel::ReleaseArena(std::shared_ptr<TensorArena> arena) const {
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  idle_arenas_.push_back(std::move(arena));  // capacity reserved in AcquireArena
+}
+
+TensorArena::Stats OnnxModel::ArenaStats() const {
+  TensorArena::Stats total;
+  std::lock_guard<std::mutex> lock(arenas_mu_);
+  for (const auto& w : all_arenas_) {
+    auto a = w.lock();
+    if (!a) continue;
+    const TensorArena::Stats s = a->stats();
+    total.hits += s.hits;
+    total.misses += s.misses;
+    total.evictions += s.evictions;
+    total.cached_bytes += s.cached_bytes;
+    total.cached_blocks += s.cached_blocks;
+    total.live_bytes += s.live_bytes;
+    total.cap_bytes += s.cap_bytes;
+  }
+  return total;
 }
 
 Status OnnxModel::CheckInput(size_t i, const Tensor& t) const {
@@ -370,6 +596,7 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
     return InvalidInput("the model takes " + std::to_string(inputs_.size()) + " inputs, got " +
                         std::to_string(inputs.size()));
   }
+  for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(i, inputs[i]));
   // Per-thread scratch reused across runs (and models): no per-run heap allocation for the
   // value table or the kernel argument arrays once a thread has run a model this size.
   struct Scratch {
@@ -378,21 +605,30 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
     std::vector<Tensor*> out_ptrs;
   };
   thread_local Scratch scratch;
-  struct Clear {  // drop every reference at exit so buffers are freed promptly
-    std::vector<Tensor>& v;
-    ~Clear() {
-      for (Tensor& t : v) t = Tensor();
-    }
-  };
   if (scratch.values.size() < num_values_) scratch.values.resize(num_values_);
   if (scratch.in_ptrs.size() < max_inputs_) scratch.in_ptrs.resize(max_inputs_);
   if (scratch.out_ptrs.size() < max_outputs_) scratch.out_ptrs.resize(max_outputs_);
   std::vector<Tensor>& values = scratch.values;
-  Clear clear{values};
-  for (size_t i = 0; i < inputs.size(); ++i) {
-    RETURN_IF_ERROR(CheckInput(i, inputs[i]));
-    values[input_ids_[i]] = inputs[i];
-  }
+  // Intermediate tensors come from an arena of this model, held for the whole run. At exit
+  // (also on errors and exceptions) every value is dropped, which returns the blocks, and
+  // the arena goes back to the pool.
+  struct RunState {
+    const OnnxModel& model;
+    std::vector<Tensor>& values;
+    std::shared_ptr<TensorArena> arena;
+    ArenaScope scope;
+    RunState(const OnnxModel& m, std::vector<Tensor>& v, std::shared_ptr<TensorArena> a)
+        : model(m), values(v), arena(std::move(a)), scope(arena.get()) {}
+    ~RunState() {
+      for (Tensor& t : values) t = Tensor();
+      ArenaScope::Set(nullptr);
+      if (!arena) return;
+      arena->EndRun(kArenaMaxIdleRuns);
+      model.ReleaseArena(std::move(arena));
+    }
+  } state(*this, values, ArenaEnabled() ? AcquireArena() : nullptr);
+  TensorArena* const arena = state.arena.get();
+  for (size_t i = 0; i < inputs.size(); ++i) values[input_ids_[i]] = inputs[i];
   std::vector<const Tensor*>& in_ptrs = scratch.in_ptrs;
   std::vector<Tensor*>& out_ptrs = scratch.out_ptrs;
   for (const CompiledNode& n : nodes_) {
@@ -406,10 +642,12 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
     for (size_t k = 0; k < n.outputs.size(); ++k) out_ptrs[k] = &values[n.outputs[k]];
     KernelContext ctx{std::span<const Tensor* const>(in_ptrs.data(), n.inputs.size()),
                       std::span<Tensor* const>(out_ptrs.data(), n.outputs.size())};
+    ArenaScope::Set(n.use_arena ? arena : nullptr, !n.overwrites);
     Status st = n.kernel->Run(ctx);
     if (!st.ok()) return Prefix(n.label, st);
     for (int32_t id : n.release) values[id] = Tensor();
   }
+  ArenaScope::Set(nullptr);
   std::vector<Tensor> out;
   out.reserve(output_ids_.size());
   for (size_t i = 0; i < output_ids_.size(); ++i) {
@@ -423,7 +661,25 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
   return out;
 }
 
+const OnnxModel* AsOnnx(const Model& m) { return dynamic_cast<const OnnxModel*>(&m); }
+
 }  // namespace
+
+const ModelPlanInfo* PlanInfo(const Model& model) {
+  const OnnxModel* m = AsOnnx(model);
+  return m ? &m->plan_info() : nullptr;
+}
+
+TensorArena::Stats ArenaStats(const Model& model) {
+  const OnnxModel* m = AsOnnx(model);
+  return m ? m->ArenaStats() : TensorArena::Stats{};
+}
+
+std::optional<ValueType> InferredType(const Model& model, const std::string& value) {
+  const OnnxModel* m = AsOnnx(model);
+  if (!m) return std::nullopt;
+  return m->InferredType(value);
+}
 
 Result<std::shared_ptr<Model>> Model::LoadOnnx(const std::string& bytes) {
   try {

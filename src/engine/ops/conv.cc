@@ -1,13 +1,15 @@
-// Conv (1-D/2-D/3-D, groups, dilations, pads/auto_pad, strides) and ConvTranspose, as
-// im2col / col2im around one GEMM per image and group (gemm.h: oneDNN / OpenBLAS /
-// small-M kernel, single-threaded). The im2col scratch is thread_local, so steady-state runs
-// do not allocate it again.
+// Conv (1-D/2-D/3-D, groups, dilations, pads/auto_pad, strides) and ConvTranspose. Float
+// 1-D/2-D Conv with unit horizontal stride runs the direct kernel (conv_direct.h) when the
+// CPU has one and the geometry suits it; the rest is im2col / col2im around one GEMM per
+// image and group (gemm.h: oneDNN / OpenBLAS / small-M kernel, single-threaded). The im2col
+// scratch is thread_local, so steady-state runs do not allocate it again.
 #include <algorithm>
 #include <climits>
 #include <type_traits>
 #include <vector>
 
 #include "engine/kernel.h"
+#include "engine/ops/conv_direct.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/gemm.h"
 #include "engine/ops/ops.h"
@@ -163,14 +165,43 @@ class ConvKernel final : public Kernel {
       RETURN_IF_ERROR(CheckInt(mg));
       const bool direct = ksize == 1 && w.stride[0] == 1 && w.stride[1] == 1 && w.stride[2] == 1 &&
                           w.pad[0] == 0 && w.pad[1] == 0 && w.pad[2] == 0 && in_size == out_size;
-      std::vector<T>& col = Scratch<T>();
-      if (!direct && col.size() < static_cast<size_t>(kdim * out_size)) {
-        col.resize(static_cast<size_t>(kdim * out_size));
-      }
       const T* px = x->data<T>();
       const T* pw = wt->data<T>();
       const T* pb = b ? b->data<T>() : nullptr;
       T* py = y.data<T>();
+      if constexpr (std::is_same_v<T, float>) {
+        if (!direct && w.in[0] == 1 && w.kernel[0] == 1 && w.out[0] == 1 && w.pad[0] == 0 &&
+            w.stride[2] == 1) {
+          DirectConvGeometry g;
+          g.channels = cg;
+          g.out_channels = mg;
+          g.in_h = w.in[1];
+          g.in_w = w.in[2];
+          g.out_h = w.out[1];
+          g.out_w = w.out[2];
+          g.kernel_h = w.kernel[1];
+          g.kernel_w = w.kernel[2];
+          g.stride_h = w.stride[1];
+          g.dilation_h = w.dilation[1];
+          g.dilation_w = w.dilation[2];
+          g.pad_top = w.pad[1];
+          g.pad_left = w.pad[2];
+          if (DirectConvSuits(g)) {
+            for (int64_t i = 0; i < n; ++i) {
+              for (int64_t gi = 0; gi < group_; ++gi) {
+                DirectConv2D(g, px + (i * c + gi * cg) * in_size, pw + gi * mg * kdim,
+                             pb ? pb + gi * mg : nullptr, py + (i * m + gi * mg) * out_size);
+              }
+            }
+            *ctx.outputs[0] = std::move(y);
+            return Status::Ok();
+          }
+        }
+      }
+      std::vector<T>& col = Scratch<T>();
+      if (!direct && col.size() < static_cast<size_t>(kdim * out_size)) {
+        col.resize(static_cast<size_t>(kdim * out_size));
+      }
       for (int64_t i = 0; i < n; ++i) {
         for (int64_t g = 0; g < group_; ++g) {
           const T* xg = px + (i * c + g * cg) * in_size;

@@ -2,12 +2,18 @@
 
 #include <cblas.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <exception>
 #include <mutex>
+#include <new>
+#include <utility>
 
 #ifdef SERVEML_HAVE_DNNL
 #include <dnnl.h>
 #include <omp.h>
+
+#include <dnnl.hpp>
 #endif
 
 namespace serveml::engine {
@@ -88,6 +94,147 @@ void Sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
               static_cast<int>(m), static_cast<int>(n), static_cast<int>(k), alpha, a,
               static_cast<int>(lda), b, static_cast<int>(ldb), beta, c, static_cast<int>(ldc));
 #endif
+}
+
+#ifdef SERVEML_HAVE_DNNL
+namespace {
+
+const dnnl::engine& CpuEngine() {
+  static const dnnl::engine eng(dnnl::engine::kind::cpu, 0);
+  return eng;
+}
+
+// One matmul primitive for one M, with the weights (and bias) in the layout it expects.
+struct MatmulEntry {
+  int64_t m;
+  dnnl::matmul prim;
+  dnnl::memory weights;
+  dnnl::memory bias;  // empty without bias
+  dnnl::memory::desc src_md, dst_md, scratch_md;
+};
+
+}  // namespace
+
+struct ConstBSgemm::Cache {
+  std::mutex mu;
+  std::vector<std::unique_ptr<MatmulEntry>> entries;  // guarded by mu; entries never move
+  bool full = false;                                  // guarded by mu
+
+  // The entry for `m`, built on first use; null past the cache size or if oneDNN fails.
+  const MatmulEntry* Get(const ConstBSgemm& g, int64_t m) {
+    std::lock_guard<std::mutex> lock(mu);
+    for (const auto& e : entries) {
+      if (e->m == m) return e.get();
+    }
+    if (full) return nullptr;
+    if (entries.size() >= static_cast<size_t>(kMaxCachedShapes)) {
+      full = true;
+      return nullptr;
+    }
+    try {
+      using dnnl::memory;
+      using tag = memory::format_tag;
+      const auto f32 = memory::data_type::f32;
+      const dnnl::engine& eng = CpuEngine();
+      auto e = std::make_unique<MatmulEntry>();
+      e->m = m;
+      e->src_md = memory::desc({m, g.k_}, f32, tag::ab);
+      e->dst_md = memory::desc({m, g.n_}, f32, tag::ab);
+      const memory::desc w_any({g.k_, g.n_}, f32, tag::any);
+      const memory::desc b_md({1, g.n_}, f32, tag::ab);
+      dnnl::primitive_attr attr;
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      const dnnl::matmul::desc d = g.bias_.empty()
+                                       ? dnnl::matmul::desc(e->src_md, w_any, e->dst_md)
+                                       : dnnl::matmul::desc(e->src_md, w_any, b_md, e->dst_md);
+      const dnnl::matmul::primitive_desc pd(d, attr, eng);
+      e->prim = dnnl::matmul(pd);
+      e->scratch_md = pd.scratchpad_desc();
+      for (const auto& other : entries) {  // same layout as an earlier M: share it
+        if (other->weights.get_desc() == pd.weights_desc()) e->weights = other->weights;
+      }
+      if (!e->weights) {
+        OneThreadForThisThread();
+        memory user({{g.k_, g.n_}, f32, tag::ab}, eng, g.w_.get());
+        e->weights = memory(pd.weights_desc(), eng);
+        dnnl::stream s(eng);
+        dnnl::reorder(user, e->weights).execute(s, user, e->weights);
+        s.wait();
+      }
+      if (!g.bias_.empty()) e->bias = memory(b_md, eng, const_cast<float*>(g.bias_.data()));
+      entries.push_back(std::move(e));
+      return entries.back().get();
+    } catch (const std::exception&) {
+      full = true;  // oneDNN cannot serve this product: Sgemm from now on
+      return nullptr;
+    }
+  }
+};
+#else
+struct ConstBSgemm::Cache {};
+#endif
+
+ConstBSgemm::ConstBSgemm(std::vector<float> w, int64_t k, int64_t n, std::vector<float> bias)
+    : w_(static_cast<float*>(
+          ::operator new (std::max<size_t>(w.size(), 1) * sizeof(float), std::align_val_t{64}))),
+      bias_(std::move(bias)),
+      k_(k),
+      n_(n),
+      cache_(std::make_unique<Cache>()) {
+  std::copy(w.begin(), w.end(), w_.get());  // aligned rows stream faster through the kernels
+}
+
+void ConstBSgemm::AlignedFree::operator()(float* p) const {
+  ::operator delete (p, std::align_val_t{64});
+}
+
+ConstBSgemm::~ConstBSgemm() = default;
+
+void ConstBSgemm::Run(const float* x, int64_t m, float* y) const {
+  if (m == 0 || n_ == 0) return;
+#ifdef SERVEML_HAVE_DNNL
+  // Below ~0.5M multiply-adds the primitive's fixed cost (about a microsecond) outweighs what
+  // the prepacked weights save.
+  constexpr int64_t kMinWork = int64_t{1} << 19;
+  if (m > kSmallM && k_ > 0 && m * n_ * k_ >= kMinWork) {
+    if (const MatmulEntry* e = cache_->Get(*this, m)) {
+      try {
+        OneThreadForThisThread();
+        const dnnl::engine& eng = CpuEngine();
+        thread_local dnnl::stream stream(eng);
+        thread_local std::vector<char> scratch;
+        const size_t scratch_bytes = e->scratch_md.get_size();
+        if (scratch.size() < scratch_bytes) scratch.resize(scratch_bytes);
+        dnnl::memory src(e->src_md, eng, const_cast<float*>(x));
+        dnnl::memory dst(e->dst_md, eng, y);
+        dnnl::memory sp(e->scratch_md, eng, scratch.data());
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src.get()},
+                                   {DNNL_ARG_WEIGHTS, e->weights.get()},
+                                   {DNNL_ARG_DST, dst.get()},
+                                   {DNNL_ARG_SCRATCHPAD, sp.get()},
+                                   {DNNL_ARG_BIAS, e->bias ? e->bias.get() : nullptr}};
+        // The C entry point: no argument map to build on every call.
+        dnnl::error::wrap_c_api(
+            dnnl_primitive_execute(e->prim.get(), stream.get(), e->bias ? 5 : 4, args),
+            "matmul execution failed");
+        stream.wait();
+        return;
+      } catch (const std::exception&) {
+        // fall through to Sgemm
+      }
+    }
+  }
+#endif
+  float beta = 0.0f;
+  if (!bias_.empty()) {
+    for (int64_t i = 0; i < m; ++i) std::copy(bias_.begin(), bias_.end(), y + i * n_);
+    beta = 1.0f;
+  }
+  if (k_ == 0) {
+    if (bias_.empty()) std::fill(y, y + m * n_, 0.0f);
+    return;
+  }
+  Sgemm(false, false, m, n_, k_, 1.0f, x, k_, w_.get(), n_, beta, y, n_);
 }
 
 void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,

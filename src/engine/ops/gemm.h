@@ -11,6 +11,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 namespace serveml::engine {
 
@@ -23,6 +25,36 @@ void Sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
            int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// Y[M, N] = X[M, K] * W[K, N] (+ bias[N]) for a W fixed at load (Gemm with a constant B).
+// With oneDNN, M > kSmallM (and at least ~0.5M multiply-adds) runs its matmul primitive with W
+// reordered once into the layout the primitive prefers and the bias added in the same pass;
+// primitives are built on first use of an M and kept (up to kMaxCachedShapes distinct M; later ones
+// take Sgemm). Small M and builds without oneDNN run Sgemm.
+class ConstBSgemm {
+ public:
+  static constexpr int kMaxCachedShapes = 16;
+  // w: [k, n] row-major; bias: empty or n values.
+  ConstBSgemm(std::vector<float> w, int64_t k, int64_t n, std::vector<float> bias);
+  ~ConstBSgemm();
+  ConstBSgemm(const ConstBSgemm&) = delete;
+  ConstBSgemm& operator=(const ConstBSgemm&) = delete;
+
+  int64_t k() const { return k_; }
+  int64_t n() const { return n_; }
+  // y[m, n] = x[m, k] * W (+ bias), both row-major and dense. Thread-safe.
+  void Run(const float* x, int64_t m, float* y) const;
+
+ private:
+  struct Cache;
+  struct AlignedFree {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], AlignedFree> w_;  // k * n values, 64-byte aligned
+  std::vector<float> bias_;
+  int64_t k_, n_;
+  std::unique_ptr<Cache> cache_;
+};
 
 // Which library serves large float products: "oneDNN" or "OpenBLAS" (for reports).
 const char* SgemmBackendName();

@@ -87,6 +87,7 @@ class ModKernel final : public Kernel {
                 if (!c_style && r != 0 && ((r < 0) != (y < 0))) r = static_cast<T>(r + y);
                 return r;
               } else {
+                (void)c_style;  // unsigned: both conventions agree
                 return static_cast<T>(x % y);
               }
             },

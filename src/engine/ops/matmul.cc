@@ -1,8 +1,13 @@
 // Gemm and MatMul. float/double go through gemm.h (small-M in-house kernel, oneDNN or
-// OpenBLAS, single-threaded); integer types use a plain loop. Gemm with a constant B and
-// transB=1 (the PyTorch export form) keeps a pre-transposed copy of B made at load.
+// OpenBLAS, single-threaded); integer types use a plain loop. A float Gemm with a constant B,
+// transA=0, alpha=1 and no C or a constant row-vector C (the dense-layer form) runs through
+// ConstBSgemm (B^T made at load for transB=1, beta*C as its bias); other Gemms with a
+// constant float B and transB=1 keep a pre-transposed copy of B made at load.
+#include <algorithm>
 #include <climits>
+#include <memory>
 #include <type_traits>
+#include <vector>
 
 #include "engine/kernel.h"
 #include "engine/ops/broadcast.h"
@@ -51,8 +56,15 @@ Status CheckBlasDims(int64_t m, int64_t n, int64_t k) {
 class GemmKernel final : public Kernel {
  public:
   // `b_t`: when defined, B^T materialised at load (B was a constant with transB=1).
-  GemmKernel(float alpha, float beta, bool ta, bool tb, Tensor b_t)
-      : alpha_(alpha), beta_(beta), ta_(ta), tb_(tb), b_t_(std::move(b_t)) {}
+  // `dense`: when set, the whole product for float inputs (A * B + beta * C, see MakeGemm).
+  GemmKernel(float alpha, float beta, bool ta, bool tb, Tensor b_t,
+             std::unique_ptr<ConstBSgemm> dense)
+      : alpha_(alpha),
+        beta_(beta),
+        ta_(ta),
+        tb_(tb),
+        b_t_(std::move(b_t)),
+        dense_(std::move(dense)) {}
 
   Status Run(KernelContext& ctx) const override {
     const Tensor* a = ctx.input(0);
@@ -86,6 +98,12 @@ class GemmKernel final : public Kernel {
       return InvalidInput("Gemm C of shape " + ShapeToString(c->shape()) +
                           " cannot be broadcast to " + ShapeToString(out_shape));
     }
+    if (dense_ && a->dtype() == DType::kFloat32 && k == dense_->k() && n == dense_->n()) {
+      ASSIGN_OR_RETURN(Tensor y, NewTensor(DType::kFloat32, out_shape));
+      dense_->Run(a->data<float>(), m, y.data<float>());
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    }
     return Dispatch<SERVEML_GEMM_TYPES>(a->dtype(), "Gemm", [&](auto tag) -> Status {
       using T = decltype(tag);
       ASSIGN_OR_RETURN(Tensor y, NewTensor(a->dtype(), out_shape));
@@ -118,6 +136,7 @@ class GemmKernel final : public Kernel {
   float alpha_, beta_;
   bool ta_, tb_;
   Tensor b_t_;
+  std::unique_ptr<ConstBSgemm> dense_;
 };
 
 class MatMulKernel final : public Kernel {
@@ -205,6 +224,36 @@ Result<KernelPtr> MakeGemm(const KernelInit& init) {
   ASSIGN_OR_RETURN(int64_t tb, attrs.Int("transB", 0));
   Tensor b_t;
   const Tensor* b = init.const_inputs.size() > 1 ? init.const_inputs[1] : nullptr;
+  const Tensor* c = init.const_inputs.size() > 2 ? init.const_inputs[2] : nullptr;
+  const bool has_c = init.node.input.size() > 2 && !init.node.input[2].empty();
+  if (b && b->rank() == 2 && b->dtype() == DType::kFloat32 && ta == 0 && alpha == 1.0f) {
+    // The dense-layer form: C absent, ignored (beta = 0), or a constant broadcast row.
+    const int64_t k = tb != 0 ? b->dim(1) : b->dim(0);
+    const int64_t n = tb != 0 ? b->dim(0) : b->dim(1);
+    std::vector<float> bias;
+    bool ok = !has_c || beta == 0.0f;
+    if (!ok && c && c->dtype() == DType::kFloat32 && c->rank() <= 2 &&
+        (c->rank() < 2 || c->dim(0) == 1) && (c->numel() == n || c->numel() == 1)) {
+      const float* pc = c->data<float>();
+      bias.resize(static_cast<size_t>(n));
+      for (int64_t j = 0; j < n; ++j) bias[j] = beta * pc[c->numel() == 1 ? 0 : j];
+      ok = true;
+    }
+    if (ok && k > 0 && n > 0 && k <= INT_MAX && n <= INT_MAX) {
+      std::vector<float> w(static_cast<size_t>(k * n));
+      const float* src = b->data<float>();
+      if (tb != 0) {
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t j = 0; j < k; ++j) w[j * n + i] = src[i * k + j];
+        }
+      } else {
+        std::copy(src, src + k * n, w.begin());
+      }
+      return KernelPtr(
+          new GemmKernel(alpha, beta, ta != 0, tb != 0, Tensor(),
+                         std::make_unique<ConstBSgemm>(std::move(w), k, n, std::move(bias))));
+    }
+  }
   if (tb != 0 && b && b->rank() == 2 && b->dtype() == DType::kFloat32) {
     ASSIGN_OR_RETURN(b_t, NewTensor(DType::kFloat32, {b->dim(1), b->dim(0)}));
     const float* src = b->data<float>();
@@ -214,7 +263,7 @@ Result<KernelPtr> MakeGemm(const KernelInit& init) {
       for (int64_t j = 0; j < cols; ++j) dst[j * rows + i] = src[i * cols + j];
     }
   }
-  return KernelPtr(new GemmKernel(alpha, beta, ta != 0, tb != 0, std::move(b_t)));
+  return KernelPtr(new GemmKernel(alpha, beta, ta != 0, tb != 0, std::move(b_t), nullptr));
 }
 
 Result<KernelPtr> MakeMatMul(const KernelInit& init) {

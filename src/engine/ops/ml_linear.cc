@@ -1,11 +1,11 @@
 // ONNX-ML linear models: LinearClassifier and LinearRegressor, following onnxruntime's
 // semantics (scores = X * coefficients^T + intercepts, then the post transform).
-#include <cblas.h>
-
 #include <climits>
 
 #include "engine/kernel.h"
 #include "engine/ops/dispatch.h"
+#include "engine/ops/gemm.h"
+#include "engine/ops/linear_simd.h"
 #include "engine/ops/ml_common.h"
 #include "engine/ops/ops.h"
 
@@ -32,7 +32,7 @@ void ApplyPostTransform(PostTransform t, float* s, int64_t rows, int64_t cols) {
     case PostTransform::kNone:
       break;
     case PostTransform::kLogistic:
-      for (int64_t i = 0; i < total; ++i) s[i] = MlLogistic(s[i]);
+      LogisticInPlace(s, total);
       break;
     case PostTransform::kSoftmax:
       for (int64_t r = 0; r < rows; ++r) MlSoftmax(s + r * cols, cols);
@@ -66,18 +66,7 @@ namespace {
 // scores[N, targets] = X[N, F] * W[targets, F]^T (+ intercepts when given).
 void LinearScores(const float* x, int64_t n, int64_t f, const std::vector<float>& w,
                   const std::vector<float>* intercepts, int64_t targets, float* scores) {
-  if (n == 0 || targets == 0) return;
-  float beta = 0.0f;
-  if (intercepts) {
-    for (int64_t i = 0; i < n; ++i) {
-      for (int64_t j = 0; j < targets; ++j) scores[i * targets + j] = (*intercepts)[j];
-    }
-    beta = 1.0f;
-  }
-  if (f == 0) return;
-  cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(n),
-              static_cast<int>(targets), static_cast<int>(f), 1.0f, x, static_cast<int>(f),
-              w.data(), static_cast<int>(f), beta, scores, static_cast<int>(targets));
+  LinearRowScores(x, n, f, w.data(), intercepts ? intercepts->data() : nullptr, targets, scores);
 }
 
 Status RowsAndFeatures(const Tensor& x, int64_t* n, int64_t* f) {

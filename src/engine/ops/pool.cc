@@ -1,6 +1,7 @@
 // Pooling: MaxPool (with optional Indices output, storage_order), AveragePool
 // (count_include_pad, ceil_mode, dilations), LpPool, and the global variants GlobalMaxPool,
-// GlobalAveragePool, GlobalLpPool. 1-D..3-D windows run through one 3-D loop nest.
+// GlobalAveragePool, GlobalLpPool. 1-D..3-D windows run through one 3-D loop nest; 2x2
+// stride-2 max pooling has a vectorised fast path.
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -37,6 +38,34 @@ inline Range ClipRange(int64_t start, const Window3& w, int d) {
   const int64_t phi = std::max(plo, first_at_least_clamped(in + w.pad_end[d]));
   r.padded = phi - plo;
   return r;
+}
+
+// y[oh, ow] = max of the 2x2 window of x at (2 oh, 2 ow); x rows are in_w long. Taps in
+// row-major order, each kept when greater than the running maximum (NaN taps are skipped,
+// as in the general path).
+template <typename T>
+inline void MaxPool2x2(const T* x, int64_t in_w, T* y, int64_t out_h, int64_t out_w) {
+  T init = std::numeric_limits<T>::lowest();
+  if constexpr (std::is_floating_point_v<T>) init = -std::numeric_limits<T>::infinity();
+  for (int64_t oh = 0; oh < out_h; ++oh) {
+    const T* r0 = x + 2 * oh * in_w;
+    const T* r1 = r0 + in_w;
+    T* out = y + oh * out_w;
+    for (int64_t ow = 0; ow < out_w; ++ow) {
+      T m = init;
+      const T v0 = r0[2 * ow], v1 = r0[2 * ow + 1], v2 = r1[2 * ow], v3 = r1[2 * ow + 1];
+      m = v0 > m ? v0 : m;
+      m = v1 > m ? v1 : m;
+      m = v2 > m ? v2 : m;
+      m = v3 > m ? v3 : m;
+      out[ow] = m;
+    }
+  }
+}
+
+__attribute__((target_clones("avx512f", "avx2", "default"))) void MaxPool2x2Float(
+    const float* x, int64_t in_w, float* y, int64_t out_h, int64_t out_w) {
+  MaxPool2x2<float>(x, in_w, y, out_h, out_w);
 }
 
 class PoolKernel final : public Kernel {
@@ -78,6 +107,26 @@ class PoolKernel final : public Kernel {
       const T* px = x->data<T>();
       T* py = y.data<T>();
       int64_t* pi = want_indices ? ind.data<int64_t>() : nullptr;
+      // 2x2 windows at stride 2, unpadded, wholly inside the input (the usual CNN
+      // down-sampling step): the four taps are read with constant strides, which vectorises.
+      // Same tap order and comparison as the general path below.
+      if (kind_ == PoolKind::kMax && !pi && w.kernel[0] == 1 && w.stride[0] == 1 && w.pad[0] == 0 &&
+          w.out[0] == w.in[0] && w.kernel[1] == 2 && w.kernel[2] == 2 && w.stride[1] == 2 &&
+          w.stride[2] == 2 && w.dilation[1] == 1 && w.dilation[2] == 1 && w.pad[1] == 0 &&
+          w.pad[2] == 0 && 2 * w.out[1] <= w.in[1] && 2 * w.out[2] <= w.in[2]) {
+        const int64_t slices = planes * w.in[0];
+        for (int64_t sl = 0; sl < slices; ++sl) {
+          const T* xs = px + sl * w.in[1] * w.in[2];
+          T* ys = py + sl * w.out[1] * w.out[2];
+          if constexpr (std::is_same_v<T, float>) {
+            MaxPool2x2Float(xs, w.in[2], ys, w.out[1], w.out[2]);
+          } else {
+            MaxPool2x2<T>(xs, w.in[2], ys, w.out[1], w.out[2]);
+          }
+        }
+        *ctx.outputs[0] = std::move(y);
+        return Status::Ok();
+      }
       std::vector<Range> ranges[3];  // per dim and output index: the clipped taps
       for (int d = 0; d < 3; ++d) {
         ranges[d].reserve(static_cast<size_t>(w.out[d]));

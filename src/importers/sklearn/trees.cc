@@ -60,10 +60,16 @@ Status Validate(const Est& e, const TreeData& t, int64_t width) {
   return Status::Ok();
 }
 
+// Node fields as integers. NaN and values outside +-2^62 (never valid node indices or
+// features) become INT64_MIN, which the tree validation rejects.
 std::vector<int64_t> AsInts(const std::vector<double>& v) {
+  constexpr double kLimit = 4611686018427387904.0;  // 2^62
   std::vector<int64_t> out;
   out.reserve(v.size());
-  for (double d : v) out.push_back(static_cast<int64_t>(d));
+  for (double d : v) {
+    out.push_back(d > -kLimit && d < kLimit ? static_cast<int64_t>(d)
+                                            : std::numeric_limits<int64_t>::min());
+  }
   return out;
 }
 

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 namespace serveml::api {
 namespace {
@@ -92,6 +93,26 @@ TEST(PredictCodec, IntegerInputsRejectFractions) {
   EXPECT_FALSE(ParsePredictRequest(R"({"data": [1.5, 2]})", sig).ok());
 }
 
+TEST(PredictCodec, IntegerInputsRejectValuesOutOfRange) {
+  runtime::ModelSignature sig;
+  sig.inputs = {Info("x", DType::kInt64, {-1, 2})};
+  sig.outputs = {Info("y", DType::kInt64, {-1})};
+  auto big = ParsePredictRequest(R"({"data": [5e72, 2]})", sig);
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("out of range for int64"), std::string::npos)
+      << big.status().ToString();
+  EXPECT_FALSE(ParsePredictRequest(R"({"data": [9223372036854775808, 2]})", sig).ok());
+  auto edge = ParsePredictRequest(R"({"data": [-9223372036854775808, 4611686018427387904]})", sig);
+  ASSERT_TRUE(edge.ok()) << edge.status().ToString();
+  EXPECT_EQ(edge->tensors[0].data<int64_t>()[0], std::numeric_limits<int64_t>::min());
+  sig.inputs = {Info("x", DType::kInt32, {-1, 2})};
+  EXPECT_FALSE(ParsePredictRequest(R"({"data": [2147483648, 2]})", sig).ok());
+  EXPECT_TRUE(ParsePredictRequest(R"({"data": [2147483647, -2147483648]})", sig).ok());
+  sig.inputs = {Info("x", DType::kUInt8, {-1, 2})};
+  EXPECT_FALSE(ParsePredictRequest(R"({"data": [256, 2]})", sig).ok());
+  EXPECT_TRUE(ParsePredictRequest(R"({"data": [255, 0]})", sig).ok());
+}
+
 TEST(PredictCodec, WritesClassifierResponse) {
   runtime::ModelSignature sig;
   sig.inputs = {Info("x", DType::kFloat32, {-1, 2})};
@@ -103,14 +124,16 @@ TEST(PredictCodec, WritesClassifierResponse) {
                               Tensor::From<float>({2, 2}, {0.25f, 0.75f, 0.5f, 0.5f})};
   auto body = WritePredictResponse(sig, outs, false, 2, "v3", 1.5);
   ASSERT_TRUE(body.ok());
-  EXPECT_EQ(*body,
-            R"({"predictions":[1,0],"probabilities":[[0.25,0.75],[0.5,0.5]],"model_version":"v3","response_time_ms":1.5,"batch_size":2})");
+  EXPECT_EQ(
+      *body,
+      R"({"predictions":[1,0],"probabilities":[[0.25,0.75],[0.5,0.5]],"model_version":"v3","response_time_ms":1.5,"batch_size":2})");
   std::vector<Tensor> one = {Tensor::From<int64_t>({1}, {1}),
                              Tensor::From<float>({1, 2}, {0.25f, 0.75f})};
   auto single = WritePredictResponse(sig, one, true, 1, "v3", 0.25);
   ASSERT_TRUE(single.ok());
-  EXPECT_EQ(*single,
-            R"({"prediction":1,"probabilities":[0.25,0.75],"model_version":"v3","response_time_ms":0.25})");
+  EXPECT_EQ(
+      *single,
+      R"({"prediction":1,"probabilities":[0.25,0.75],"model_version":"v3","response_time_ms":0.25})");
 }
 
 TEST(PredictCodec, SqueezesColumnOutputs) {
@@ -118,7 +141,8 @@ TEST(PredictCodec, SqueezesColumnOutputs) {
   std::vector<Tensor> outs = {Tensor::From<float>({2, 1}, {1.5f, -2.0f})};
   auto body = WritePredictResponse(sig, outs, false, 2, "v1", 0);
   ASSERT_TRUE(body.ok());
-  EXPECT_EQ(*body, R"({"predictions":[1.5,-2],"model_version":"v1","response_time_ms":0,"batch_size":2})");
+  EXPECT_EQ(*body,
+            R"({"predictions":[1.5,-2],"model_version":"v1","response_time_ms":0,"batch_size":2})");
 }
 
 }  // namespace
