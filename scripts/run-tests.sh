@@ -57,7 +57,11 @@ SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m p
   tests/e2e/test_journey.py tests/e2e/test_errors.py tests/e2e/test_isolation.py \
   tests/e2e/test_persistence.py tests/e2e/test_cli.py tests/e2e/test_metrics.py \
   tests/e2e/test_sklearn_import.py::test_hostile_corpus tests/e2e/test_sklearn_import.py::test_every_saver \
-  tests/e2e/test_sklearn_import.py::test_unsupported_estimator_is_named tests/e2e/test_sklearn_import.py::test_not_an_estimator 2>&1 | tee build/test-results/e2e-asan.log
+  tests/e2e/test_sklearn_import.py::test_unsupported_estimator_is_named tests/e2e/test_sklearn_import.py::test_not_an_estimator \
+  tests/e2e/test_sklearn_svm_neighbors.py::test_inconsistent_svm_files_fail_cleanly \
+  tests/e2e/test_sklearn_svm_neighbors.py::test_inconsistent_knn_files_fail_cleanly \
+  tests/e2e/test_sklearn_composites.py::test_malformed_composites_fail_cleanly \
+  tests/e2e/test_sklearn_composites.py::test_column_transformer_dataframe_named_features 2>&1 | tee build/test-results/e2e-asan.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e-asan.log
 
