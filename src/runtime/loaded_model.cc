@@ -134,11 +134,18 @@ Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
           sig.classes = b.zipmap_keys;
           sig.classes_are_ints = b.zipmap_int_keys;
         } else if (auto it = props.find("classes"); it != props.end()) {
-          // Importers record the class labels in column order ("0,1,2" / "cat,dog").
+          // Importers record the class labels in column order ("0,1,2" / "cat,dog"), a ','
+          // or '\\' inside a label escaped by a backslash ("a\\,b,c" = ["a,b", "c"]).
           sig.classes.clear();
           std::string cur;
+          bool escaped = false;
           for (char c : it->second) {
-            if (c == ',') {
+            if (escaped) {
+              cur += c;
+              escaped = false;
+            } else if (c == '\\') {
+              escaped = true;
+            } else if (c == ',') {
               sig.classes.push_back(cur);
               cur.clear();
             } else {

@@ -281,6 +281,15 @@ def test_not_an_estimator(client):
     assert "not a scikit-learn estimator" in str(d)
 
 
+def test_string_labels_with_commas_and_backslashes(client):
+    Xtr, ytr, Xte = dataset("iris")
+    names = np.array(["setosa, small", "versi\\color", "virginica,,"])
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(Xtr, names[ytr])
+    check(client, model, Xte)
+    d = deploy(client, model, "pickle4", name="labels")
+    assert d["model_metadata"]["classes"] == list(model.classes_)
+
+
 # ---- hostile corpus -----------------------------------------------------------------------
 
 def test_hostile_corpus(client, tmp_path):

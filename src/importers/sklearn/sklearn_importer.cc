@@ -58,10 +58,18 @@ Result<ImportResult> Convert(const pickle::PickleTree& tree, std::string* versio
         ctx.g.AddOutput("probabilities", DType::kFloat32,
                         {-1, static_cast<int64_t>(out.labels.size())});
       }
+      // Comma-separated, with ',' and '\' inside a label escaped by a backslash.
       std::string classes;
       for (size_t i = 0; i < out.labels.size(); ++i) {
         if (i) classes += ",";
-        classes += strs ? out.labels.strs[i] : std::to_string(out.labels.ints[i]);
+        if (!strs) {
+          classes += std::to_string(out.labels.ints[i]);
+          continue;
+        }
+        for (char c : out.labels.strs[i]) {
+          if (c == ',' || c == '\\') classes += '\\';
+          classes += c;
+        }
       }
       ctx.g.SetMetadata("classes", classes);
       break;
