@@ -38,6 +38,10 @@ class Kernel {
   // Computes the outputs from the inputs. Errors are InvalidInput for inputs the operator
   // rejects (wrong dtype, incompatible shapes); the executor prefixes the node name.
   virtual Status Run(KernelContext& ctx) const = 0;
+  // Called at load, before any run, when the node's first output feeds only a Relu (and is
+  // not a graph output). Returning true commits the kernel to apply Relu (x > 0 ? x : 0) to
+  // that output itself; the executor then drops the Relu node. The default declines.
+  virtual bool FuseRelu() { return false; }
 };
 
 // Everything a factory may look at. References are valid only during the factory call.

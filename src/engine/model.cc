@@ -90,6 +90,10 @@ class OnnxModel final : public Model {
   // Decides which nodes draw from the arena and simulates a run on the statically known
   // shapes: the block sizes it needs (with reuse after last use) pre-size new arenas.
   void PlanMemory(const std::vector<bool>& is_output);
+  // Folds a Relu into its producer (Conv, Gemm, MatMul) when the producer's output feeds
+  // only that Relu and is not a graph output, and the producer's kernel accepts
+  // (Kernel::FuseRelu): the producer then writes the Relu's output and the Relu node goes.
+  void FuseRelu(const onnx::GraphProto& g, const std::vector<bool>& is_output);
   // An idle arena from the pool, or a new pre-sized one.
   std::shared_ptr<TensorArena> AcquireArena() const;
   void ReleaseArena(std::shared_ptr<TensorArena> arena) const;
@@ -320,6 +324,13 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
                                                     n.op_type == "Mul" || n.op_type == "Div"
                                                 ? &MakeBinaryElementwise
                                                 : &MakeUnaryElementwise);
+    // Conv (ops/conv.cc), Gemm and MatMul (ops/matmul.cc) also write every output element.
+    if (NormalizeDomain(n.domain).empty() &&
+        ((n.op_type == "Conv" && entries[i]->factory == &MakeConv) ||
+         (n.op_type == "Gemm" && entries[i]->factory == &MakeGemm) ||
+         (n.op_type == "MatMul" && entries[i]->factory == &MakeMatMul))) {
+      cn.overwrites = true;
+    }
     auto k = entries[i]->factory(init);
     if (!k.ok()) return Prefix(cn.label, k.status());
     cn.kernel = std::move(k).value();
@@ -388,6 +399,9 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     is_output[id] = true;
   }
 
+  RETURN_IF_ERROR(InferTypes(g));
+  FuseRelu(g, is_output);
+
   // Free intermediates after their last consumer.
   std::vector<int32_t> last_use(num_values_, -1);
   for (size_t k = 0; k < nodes_.size(); ++k) {
@@ -402,9 +416,52 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     if (is_output[id] || constants_[id].defined() || last_use[id] < 0) continue;
     nodes_[last_use[id]].release.push_back(static_cast<int32_t>(id));
   }
-  RETURN_IF_ERROR(InferTypes(g));
   PlanMemory(is_output);
   return Status::Ok();
+}
+
+void OnnxModel::FuseRelu(const onnx::GraphProto& g, const std::vector<bool>& is_output) {
+  std::vector<int32_t> uses(num_values_, 0);
+  std::vector<int32_t> node_of(num_values_, -1);  // value -> producing node in nodes_
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    for (int32_t id : nodes_[k].inputs) {
+      if (id >= 0) ++uses[id];
+    }
+    for (int32_t id : nodes_[k].outputs) node_of[id] = static_cast<int32_t>(k);
+  }
+  static const std::set<std::string> kProducers = {"Conv", "Gemm", "MatMul"};
+  std::vector<bool> dropped(nodes_.size(), false);
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    const CompiledNode& relu = nodes_[k];
+    const onnx::NodeProto& rn = g.node[static_cast<size_t>(relu.proto_index)];
+    if (rn.op_type != "Relu" || !NormalizeDomain(rn.domain).empty() || relu.inputs.size() != 1 ||
+        relu.outputs.size() != 1 || relu.inputs[0] < 0) {
+      continue;
+    }
+    const int32_t v = relu.inputs[0];
+    const int32_t p = node_of[v];
+    if (p < 0 || dropped[p] || uses[v] != 1 || is_output[v] || constants_[v].defined()) continue;
+    // Only where the inferred type is one Relu itself accepts and clamps (float).
+    const DType t = value_types_[v].dtype;
+    if (t != DType::kFloat32 && t != DType::kFloat64) continue;
+    CompiledNode& prod = nodes_[p];
+    const onnx::NodeProto& pn = g.node[static_cast<size_t>(prod.proto_index)];
+    if (!NormalizeDomain(pn.domain).empty() || kProducers.count(pn.op_type) == 0 ||
+        prod.outputs.size() != 1 || prod.outputs[0] != v) {
+      continue;
+    }
+    if (!prod.kernel->FuseRelu()) continue;
+    prod.outputs[0] = relu.outputs[0];
+    node_of[relu.outputs[0]] = p;
+    dropped[k] = true;
+  }
+  size_t kept = 0;
+  for (size_t k = 0; k < nodes_.size(); ++k) {
+    if (dropped[k]) continue;
+    if (kept != k) nodes_[kept] = std::move(nodes_[k]);
+    ++kept;
+  }
+  nodes_.resize(kept);
 }
 
 Status OnnxModel::InferTypes(const onnx::GraphProto& g) {

@@ -119,6 +119,11 @@ class ConvKernel final : public Kernel {
  public:
   ConvKernel(WindowAttrs attrs, int64_t group) : attrs_(std::move(attrs)), group_(group) {}
 
+  bool FuseRelu() override {
+    relu_ = true;
+    return true;
+  }
+
   Status Run(KernelContext& ctx) const override {
     const Tensor* x = ctx.input(0);
     const Tensor* wt = ctx.input(1);
@@ -190,7 +195,7 @@ class ConvKernel final : public Kernel {
             for (int64_t i = 0; i < n; ++i) {
               for (int64_t gi = 0; gi < group_; ++gi) {
                 DirectConv2D(g, px + (i * c + gi * cg) * in_size, pw + gi * mg * kdim,
-                             pb ? pb + gi * mg : nullptr, py + (i * m + gi * mg) * out_size);
+                             pb ? pb + gi * mg : nullptr, py + (i * m + gi * mg) * out_size, relu_);
               }
             }
             *ctx.outputs[0] = std::move(y);
@@ -211,13 +216,20 @@ class ConvKernel final : public Kernel {
             Im2Col<T>(xg, cg, w, col.data());
             cols = col.data();
           }
-          if (pb) {
+          // The output buffer is not cleared beforehand (it may hold anything): every
+          // element is written here.
+          if (pb || kdim == 0) {
             for (int64_t j = 0; j < mg; ++j) {
-              std::fill(yg + j * out_size, yg + (j + 1) * out_size, pb[g * mg + j]);
+              std::fill(yg + j * out_size, yg + (j + 1) * out_size, pb ? pb[g * mg + j] : T(0));
             }
           }
-          Gemm<T>(false, false, mg, out_size, kdim, pw + g * mg * kdim, kdim, cols, out_size,
-                  pb ? T(1) : T(0), yg, out_size);
+          if (kdim > 0) {
+            Gemm<T>(false, false, mg, out_size, kdim, pw + g * mg * kdim, kdim, cols, out_size,
+                    pb ? T(1) : T(0), yg, out_size);
+          }
+          if (relu_) {
+            for (int64_t e = 0; e < mg * out_size; ++e) yg[e] = yg[e] > T(0) ? yg[e] : T(0);
+          }
         }
       }
       *ctx.outputs[0] = std::move(y);
@@ -228,6 +240,7 @@ class ConvKernel final : public Kernel {
  private:
   WindowAttrs attrs_;
   int64_t group_;
+  bool relu_ = false;  // Relu fused at load (Kernel::FuseRelu)
 };
 
 class ConvTransposeKernel final : public Kernel {

@@ -28,6 +28,7 @@ struct DirectArgs {
   int64_t out_plane, out_channels;
   const DirectTask* tasks;
   int64_t ntasks;
+  bool relu;  // store max(v, 0)
 };
 
 SERVEML_SIMD_BEGIN("avx512f,avx2,fma")
@@ -41,6 +42,9 @@ struct V {
   static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
   static Reg Bcast(const float* p) { return _mm512_set1_ps(*p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
+  // NaN in `a` gives `b` (the second operand). The all-ones zero-masking form is plain
+  // vmaxps without the undefined pass-through operand GCC warns about.
+  static Reg Max(Reg a, Reg b) { return _mm512_maskz_max_ps(static_cast<__mmask16>(0xFFFF), a, b); }
   static void Store(float* p, Reg v, int count) {
     if (count == kLanes) {
       _mm512_storeu_ps(p, v);
@@ -64,6 +68,8 @@ struct V {
   static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
   static Reg Bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
+  // NaN in `a` gives `b` (the second operand).
+  static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static void Store(float* p, Reg v, int count) {
     if (count == kLanes) {
       _mm256_storeu_ps(p, v);
@@ -115,7 +121,7 @@ bool DirectConvSuits(const DirectConvGeometry& g) {
 }
 
 void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, const float* bias,
-                  float* y) {
+                  float* y, bool relu) {
   const int lanes = Lanes();
   // Padded input: every row and column a tap can touch, zeros outside x.
   const int64_t hp = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
@@ -172,6 +178,7 @@ void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, c
   a.out_channels = g.out_channels;
   a.tasks = tasks.data();
   a.ntasks = static_cast<int64_t>(tasks.size());
+  a.relu = relu;
   if (lanes == 16) {
     avx512::RunTasks(a);
   } else {

@@ -30,9 +30,9 @@ bool DirectConvSuits(const DirectConvGeometry& g);
 // y[m, oh, ow] = bias[m] + sum over c, kh, kw of w[m, c, kh, kw] *
 // x[c, oh*stride_h - pad_top + kh*dilation_h, ow - pad_left + kw*dilation_w] (zero outside
 // x). x is [channels, in_h, in_w], w is [out_channels, channels, kernel_h, kernel_w], y is
-// [out_channels, out_h, out_w], all contiguous; `bias` may be null. Requires
-// DirectConvSuits(g).
+// [out_channels, out_h, out_w], all contiguous; `bias` may be null. With `relu`, every
+// y value v is stored as v > 0 ? v : 0. Requires DirectConvSuits(g).
 void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, const float* bias,
-                  float* y);
+                  float* y, bool relu = false);
 
 }  // namespace serveml::engine

@@ -144,6 +144,11 @@ struct ConstBSgemm::Cache {
       const memory::desc b_md({1, g.n_}, f32, tag::ab);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      if (g.relu_) {
+        dnnl::post_ops ops;
+        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
+        attr.set_post_ops(ops);
+      }
       const dnnl::matmul::desc d = g.bias_.empty()
                                        ? dnnl::matmul::desc(e->src_md, w_any, e->dst_md)
                                        : dnnl::matmul::desc(e->src_md, w_any, b_md, e->dst_md);
@@ -232,9 +237,12 @@ void ConstBSgemm::Run(const float* x, int64_t m, float* y) const {
   }
   if (k_ == 0) {
     if (bias_.empty()) std::fill(y, y + m * n_, 0.0f);
-    return;
+  } else {
+    Sgemm(false, false, m, n_, k_, 1.0f, x, k_, w_.get(), n_, beta, y, n_);
   }
-  Sgemm(false, false, m, n_, k_, 1.0f, x, k_, w_.get(), n_, beta, y, n_);
+  if (relu_) {
+    for (int64_t i = 0; i < m * n_; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
+  }
 }
 
 void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,

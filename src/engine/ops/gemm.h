@@ -28,9 +28,10 @@ void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, cons
 
 // Y[M, N] = X[M, K] * W[K, N] (+ bias[N]) for a W fixed at load (Gemm with a constant B).
 // With oneDNN, M > kSmallM (and at least ~0.5M multiply-adds) runs its matmul primitive with W
-// reordered once into the layout the primitive prefers and the bias added in the same pass;
-// primitives are built on first use of an M and kept (up to kMaxCachedShapes distinct M; later ones
-// take Sgemm). Small M and builds without oneDNN run Sgemm.
+// reordered once into the layout the primitive prefers and the bias (and a Relu, SetRelu)
+// applied in the same pass; primitives are built on first use of an M and kept (up to
+// kMaxCachedShapes distinct M; later ones take Sgemm). Small M and builds without oneDNN run
+// Sgemm.
 class ConstBSgemm {
  public:
   static constexpr int kMaxCachedShapes = 16;
@@ -42,6 +43,8 @@ class ConstBSgemm {
 
   int64_t k() const { return k_; }
   int64_t n() const { return n_; }
+  // Applies Relu (v > 0 ? v : 0) to every result from now on. Only before the first Run.
+  void SetRelu() { relu_ = true; }
   // y[m, n] = x[m, k] * W (+ bias), both row-major and dense. Thread-safe.
   void Run(const float* x, int64_t m, float* y) const;
 
@@ -53,6 +56,7 @@ class ConstBSgemm {
   std::unique_ptr<float[], AlignedFree> w_;  // k * n values, 64-byte aligned
   std::vector<float> bias_;
   int64_t k_, n_;
+  bool relu_ = false;
   std::unique_ptr<Cache> cache_;
 };
 

@@ -66,6 +66,12 @@ class GemmKernel final : public Kernel {
         b_t_(std::move(b_t)),
         dense_(std::move(dense)) {}
 
+  bool FuseRelu() override {
+    relu_ = true;
+    if (dense_) dense_->SetRelu();
+    return true;
+  }
+
   Status Run(KernelContext& ctx) const override {
     const Tensor* a = ctx.input(0);
     const Tensor* b = ctx.input(1);
@@ -126,6 +132,11 @@ class GemmKernel final : public Kernel {
       if (k > 0) {
         GemmRowMajor<T>(ta_, tb_, m, n, k, static_cast<T>(alpha_), a->data<T>(), a->dim(1),
                         b->data<T>(), b->dim(1), use_c ? T(1) : T(0), py, n);
+      } else if (!use_c) {
+        std::fill(py, py + m * n, T(0));  // the buffer is not cleared beforehand
+      }
+      if (relu_) {
+        for (int64_t e = 0; e < m * n; ++e) py[e] = py[e] > T(0) ? py[e] : T(0);
       }
       *ctx.outputs[0] = std::move(y);
       return Status::Ok();
@@ -137,10 +148,16 @@ class GemmKernel final : public Kernel {
   bool ta_, tb_;
   Tensor b_t_;
   std::unique_ptr<ConstBSgemm> dense_;
+  bool relu_ = false;  // Relu fused at load (Kernel::FuseRelu)
 };
 
 class MatMulKernel final : public Kernel {
  public:
+  bool FuseRelu() override {
+    relu_ = true;
+    return true;
+  }
+
   Status Run(KernelContext& ctx) const override {
     const Tensor* a = ctx.input(0);
     const Tensor* b = ctx.input(1);
@@ -177,7 +194,8 @@ class MatMulKernel final : public Kernel {
         *ctx.outputs[0] = std::move(y);
         return Status::Ok();
       }
-      if (k == 0) {  // zero-filled result already
+      if (k == 0) {  // the buffer is not cleared beforehand
+        std::fill(py, py + y.numel(), T(0));
         *ctx.outputs[0] = std::move(y);
         return Status::Ok();
       }
@@ -205,10 +223,16 @@ class MatMulKernel final : public Kernel {
               }
             });
       }
+      if (relu_) {
+        for (int64_t e = 0; e < y.numel(); ++e) py[e] = py[e] > T(0) ? py[e] : T(0);
+      }
       *ctx.outputs[0] = std::move(y);
       return Status::Ok();
     });
   }
+
+ private:
+  bool relu_ = false;  // Relu fused at load (Kernel::FuseRelu)
 };
 
 }  // namespace

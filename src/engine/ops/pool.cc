@@ -12,8 +12,56 @@
 #include "engine/ops/ops.h"
 #include "engine/ops/spatial.h"
 
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
+
 namespace serveml::engine {
 namespace {
+
+// Sum of p[0..n) in 16 interleaved partial sums (vectorised with SSE), then one total.
+float PlaneSum(const float* p, int64_t n) {
+  int64_t i = 0;
+  float s = 0.0f;
+#if defined(__SSE2__)
+  __m128 a0 = _mm_setzero_ps(), a1 = _mm_setzero_ps(), a2 = _mm_setzero_ps(), a3 = _mm_setzero_ps();
+  for (; i + 16 <= n; i += 16) {
+    a0 = _mm_add_ps(a0, _mm_loadu_ps(p + i));
+    a1 = _mm_add_ps(a1, _mm_loadu_ps(p + i + 4));
+    a2 = _mm_add_ps(a2, _mm_loadu_ps(p + i + 8));
+    a3 = _mm_add_ps(a3, _mm_loadu_ps(p + i + 12));
+  }
+  for (; i + 4 <= n; i += 4) a0 = _mm_add_ps(a0, _mm_loadu_ps(p + i));
+  const __m128 a = _mm_add_ps(_mm_add_ps(a0, a1), _mm_add_ps(a2, a3));
+  alignas(16) float lanes[4];
+  _mm_store_ps(lanes, a);
+  s = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+#endif
+  for (; i < n; ++i) s += p[i];
+  return s;
+}
+
+// Max of p[0..n) (n > 0) with the scalar rule m = v > m ? v : m started from p[0], applied
+// per vector lane and then across lanes (same result, NaN handling included).
+float PlaneMax(const float* p, int64_t n) {
+  float m = p[0];
+  int64_t i = 0;
+#if defined(__SSE2__)
+  if (n >= 8) {
+    __m128 a0 = _mm_set1_ps(m), a1 = a0;
+    for (; i + 8 <= n; i += 8) {
+      a0 = _mm_max_ps(_mm_loadu_ps(p + i), a0);  // lane-wise v > m ? v : m
+      a1 = _mm_max_ps(_mm_loadu_ps(p + i + 4), a1);
+    }
+    alignas(16) float lanes[8];
+    _mm_store_ps(lanes, a0);
+    _mm_store_ps(lanes + 4, a1);
+    for (float v : lanes) m = v > m ? v : m;
+  }
+#endif
+  for (; i < n; ++i) m = p[i] > m ? p[i] : m;
+  return m;
+}
 
 enum class PoolKind { kMax, kAverage, kLp };
 
@@ -321,6 +369,16 @@ class GlobalPoolKernel final : public Kernel {
       T* py = y.data<T>();
       for (int64_t pl = 0; pl < planes; ++pl) {
         const T* row = px + pl * size;
+        if constexpr (std::is_same_v<T, float>) {
+          if (kind_ == PoolKind::kMax) {
+            py[pl] = size ? PlaneMax(row, size) : 0.0f;
+            continue;
+          }
+          if (kind_ == PoolKind::kAverage) {
+            py[pl] = size ? PlaneSum(row, size) / static_cast<float>(size) : 0.0f;
+            continue;
+          }
+        }
         if (kind_ == PoolKind::kMax) {
           T m = size ? row[0] : T(0);
           for (int64_t i = 1; i < size; ++i) m = row[i] > m ? row[i] : m;
