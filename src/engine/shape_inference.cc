@@ -237,6 +237,8 @@ class NodeInference {
   void MatMul();
   void Conv(bool transpose);
   void Pool();
+  void SpatialOutputDims(const ValueType& x, const std::vector<int64_t>& kernel, bool ceil_mode,
+                         std::vector<int64_t>* out);
   void Reshape();
   void Flatten();
   void Transpose();
@@ -579,6 +581,38 @@ void NodeInference::MatMul() {
   SetShape(0, t, std::move(dims));
 }
 
+// Spatial output sizes of a sliding window over x [N, C, spatial...] (Conv and the pools):
+// strides / dilations / pads / auto_pad from the node's attributes. Dims it cannot derive
+// (unknown input size, ceil_mode, malformed attributes) are left as they are in `dims`.
+void NodeInference::SpatialOutputDims(const ValueType& x, const std::vector<int64_t>& kernel,
+                                      bool ceil_mode, std::vector<int64_t>* out) {
+  const size_t spatial = x.dims.size() - 2;
+  const std::vector<int64_t> strides = Ints("strides").value_or(std::vector<int64_t>(spatial, 1));
+  const std::vector<int64_t> dil = Ints("dilations").value_or(std::vector<int64_t>(spatial, 1));
+  const std::vector<int64_t> pads = Ints("pads").value_or(std::vector<int64_t>(2 * spatial, 0));
+  auto pad_r = attrs_.String("auto_pad", "NOTSET");
+  const std::string auto_pad = pad_r.ok() ? *pad_r : "?";
+  if (ceil_mode || kernel.size() != spatial || strides.size() != spatial || dil.size() != spatial ||
+      pads.size() != 2 * spatial) {
+    return;
+  }
+  std::vector<int64_t>& dims = *out;
+  for (size_t i = 0; i < spatial; ++i) {
+    const int64_t in = x.dims[i + 2];
+    const int64_t k = kernel[i], s = strides[i], d = dil[i];
+    if (!IsKnown(in) || k < 1 || s < 1 || d < 1) continue;
+    const int64_t span = (k - 1) * d + 1;
+    if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      dims[i + 2] = (in + s - 1) / s;
+    } else if (auto_pad == "VALID") {
+      if (in >= span) dims[i + 2] = (in - span) / s + 1;
+    } else if (auto_pad == "NOTSET") {
+      const int64_t padded = in + pads[i] + pads[i + spatial];
+      if (padded >= span) dims[i + 2] = (padded - span) / s + 1;
+    }
+  }
+}
+
 void NodeInference::Conv(bool transpose) {
   const ValueType* x = In(0);
   const ValueType* w = In(1);
@@ -587,7 +621,6 @@ void NodeInference::Conv(bool transpose) {
     SetType(0, t);
     return;
   }
-  const size_t spatial = x->dims.size() - 2;
   std::vector<int64_t> dims(x->dims.size(), kUnknownDim);
   dims[0] = x->dims[0];
   const int64_t group = Int("group", 1);
@@ -606,28 +639,7 @@ void NodeInference::Conv(bool transpose) {
   if (kernel.empty() && w && w->has_rank && w->dims.size() == x->dims.size()) {
     kernel.assign(w->dims.begin() + 2, w->dims.end());
   }
-  std::vector<int64_t> strides = Ints("strides").value_or(std::vector<int64_t>(spatial, 1));
-  std::vector<int64_t> dil = Ints("dilations").value_or(std::vector<int64_t>(spatial, 1));
-  std::vector<int64_t> pads = Ints("pads").value_or(std::vector<int64_t>(2 * spatial, 0));
-  auto pad_r = attrs_.String("auto_pad", "NOTSET");
-  const std::string auto_pad = pad_r.ok() ? *pad_r : "?";
-  if (kernel.size() == spatial && strides.size() == spatial && dil.size() == spatial &&
-      pads.size() == 2 * spatial) {
-    for (size_t i = 0; i < spatial; ++i) {
-      const int64_t in = x->dims[i + 2];
-      const int64_t k = kernel[i], s = strides[i], d = dil[i];
-      if (!IsKnown(in) || k < 1 || s < 1 || d < 1) continue;
-      const int64_t span = (k - 1) * d + 1;
-      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        dims[i + 2] = (in + s - 1) / s;
-      } else if (auto_pad == "VALID") {
-        if (in >= span) dims[i + 2] = (in - span) / s + 1;
-      } else if (auto_pad == "NOTSET") {
-        const int64_t padded = in + pads[i] + pads[i + spatial];
-        if (padded >= span) dims[i + 2] = (padded - span) / s + 1;
-      }
-    }
-  }
+  SpatialOutputDims(*x, kernel, /*ceil_mode=*/false, &dims);
   SetShape(0, t, std::move(dims));
 }
 
@@ -639,34 +651,11 @@ void NodeInference::Pool() {
     SetType(1, DType::kInt64);
     return;
   }
-  const size_t spatial = x->dims.size() - 2;
   std::vector<int64_t> dims(x->dims.size(), kUnknownDim);
   dims[0] = x->dims[0];
   dims[1] = x->dims[1];
   const std::vector<int64_t> kernel = Ints("kernel_shape").value_or(std::vector<int64_t>{});
-  const std::vector<int64_t> strides = Ints("strides").value_or(std::vector<int64_t>(spatial, 1));
-  const std::vector<int64_t> dil = Ints("dilations").value_or(std::vector<int64_t>(spatial, 1));
-  const std::vector<int64_t> pads = Ints("pads").value_or(std::vector<int64_t>(2 * spatial, 0));
-  auto pad_r = attrs_.String("auto_pad", "NOTSET");
-  const std::string auto_pad = pad_r.ok() ? *pad_r : "?";
-  const bool ceil_mode = Int("ceil_mode", 0) != 0;
-  if (!ceil_mode && kernel.size() == spatial && strides.size() == spatial &&
-      dil.size() == spatial && pads.size() == 2 * spatial) {
-    for (size_t i = 0; i < spatial; ++i) {
-      const int64_t in = x->dims[i + 2];
-      const int64_t k = kernel[i], s = strides[i], d = dil[i];
-      if (!IsKnown(in) || k < 1 || s < 1 || d < 1) continue;
-      const int64_t span = (k - 1) * d + 1;
-      if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
-        dims[i + 2] = (in + s - 1) / s;
-      } else if (auto_pad == "VALID") {
-        if (in >= span) dims[i + 2] = (in - span) / s + 1;
-      } else if (auto_pad == "NOTSET") {
-        const int64_t padded = in + pads[i] + pads[i + spatial];
-        if (padded >= span) dims[i + 2] = (padded - span) / s + 1;
-      }
-    }
-  }
+  SpatialOutputDims(*x, kernel, Int("ceil_mode", 0) != 0, &dims);
   SetShape(0, t, dims);
   SetShape(1, DType::kInt64, std::move(dims));
 }
