@@ -11,8 +11,9 @@ namespace {
 
 constexpr std::string_view kMl = "ai.onnx.ml";
 
-// Sorted by domain, then op type. To add an operator: write the kernel and factory in
-// ops/<family>.cc, declare the factory in ops/ops.h, add a row here and bump kOpCount.
+// Sorted by domain, then op type (checked at compile time below). To add an operator: write
+// the kernel and factory in ops/<family>.cc, declare the factory in ops/ops.h, add a row here
+// in its sorted place.
 constexpr std::array kOps = {
     OpTableEntry{"", "Abs", 6, MakeUnaryElementwise},
     OpTableEntry{"", "Acos", 7, MakeUnaryMath},
@@ -162,8 +163,22 @@ constexpr std::array kOps = {
     OpTableEntry{kMl, "TreeEnsembleRegressor", 1, MakeTreeEnsembleRegressor},
     OpTableEntry{kMl, "ZipMap", 1, MakeZipMap},
 };
-constexpr size_t kOpCount = 147;
-static_assert(kOps.size() == kOpCount, "update kOpCount when adding an operator");
+// Rows are ordered by (domain, op type, min_opset), so every operator's versions are adjacent
+// and the table reads like the operator list it is.
+constexpr bool TableIsSorted() {
+  for (size_t i = 1; i < kOps.size(); ++i) {
+    const OpTableEntry& a = kOps[i - 1];
+    const OpTableEntry& b = kOps[i];
+    if (a.domain != b.domain) {
+      if (a.domain > b.domain) return false;
+      continue;
+    }
+    if (a.op_type > b.op_type) return false;
+    if (a.op_type == b.op_type && a.min_opset >= b.min_opset) return false;
+  }
+  return true;
+}
+static_assert(TableIsSorted(), "keep kOps sorted by domain, op type, then min_opset");
 
 }  // namespace
 
