@@ -117,7 +117,16 @@ Status CheckInt(int64_t v) {
 
 class ConvKernel final : public Kernel {
  public:
-  ConvKernel(WindowAttrs attrs, int64_t group) : attrs_(std::move(attrs)), group_(group) {}
+  // `const_w` is W when it is an initializer (known at load), else null.
+  ConvKernel(WindowAttrs attrs, int64_t group, const Tensor* const_w)
+      : attrs_(std::move(attrs)), group_(group) {
+    if (const_w && const_w->dtype() == DType::kFloat32 && const_w->rank() >= 3 &&
+        const_w->dim(0) % group_ == 0 && const_w->numel() > 0) {
+      packed_w_.resize(static_cast<size_t>(const_w->numel()));
+      PackGroups(const_w->data<float>(), const_w->dim(0) / group_,
+                 const_w->numel() / const_w->dim(0), packed_w_.data());
+    }
+  }
 
   bool FuseRelu() override {
     relu_ = true;
@@ -192,9 +201,16 @@ class ConvKernel final : public Kernel {
           g.pad_top = w.pad[1];
           g.pad_left = w.pad[2];
           if (DirectConvSuits(g)) {
+            const float* packed = packed_w_.data();
+            if (packed_w_.empty()) {  // W computed by the graph: pack it for this run
+              thread_local std::vector<float> run_packed;
+              run_packed.resize(static_cast<size_t>(m * kdim));
+              PackGroups(pw, mg, kdim, run_packed.data());
+              packed = run_packed.data();
+            }
             for (int64_t i = 0; i < n; ++i) {
               for (int64_t gi = 0; gi < group_; ++gi) {
-                DirectConv2D(g, px + (i * c + gi * cg) * in_size, pw + gi * mg * kdim,
+                DirectConv2D(g, px + (i * c + gi * cg) * in_size, packed + gi * mg * kdim,
                              pb ? pb + gi * mg : nullptr, py + (i * m + gi * mg) * out_size, relu_);
               }
             }
@@ -238,9 +254,17 @@ class ConvKernel final : public Kernel {
   }
 
  private:
+  // W [group * mg][kdim] → each group's weights in DirectConv2D's packed layout.
+  void PackGroups(const float* w, int64_t mg, int64_t kdim, float* packed) const {
+    for (int64_t gi = 0; gi < group_; ++gi) {
+      PackDirectConvWeights(w + gi * mg * kdim, mg, kdim, packed + gi * mg * kdim);
+    }
+  }
+
   WindowAttrs attrs_;
   int64_t group_;
-  bool relu_ = false;  // Relu fused at load (Kernel::FuseRelu)
+  bool relu_ = false;            // Relu fused at load (Kernel::FuseRelu)
+  std::vector<float> packed_w_;  // constant float W packed for the direct kernel, else empty
 };
 
 class ConvTransposeKernel final : public Kernel {
@@ -397,7 +421,8 @@ Result<KernelPtr> MakeConv(const KernelInit& init) {
     return KernelPtr(new ConvTransposeKernel(std::move(w), group, std::move(output_padding),
                                              std::move(output_shape)));
   }
-  return KernelPtr(new ConvKernel(std::move(w), group));
+  const Tensor* const_w = init.const_inputs.size() > 1 ? init.const_inputs[1] : nullptr;
+  return KernelPtr(new ConvKernel(std::move(w), group, const_w));
 }
 
 }  // namespace serveml::engine

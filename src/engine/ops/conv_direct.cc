@@ -18,17 +18,22 @@ struct DirectTask {
 };
 
 struct DirectArgs {
-  const float* xp;         // padded input [channels][plane] (+ one vector of slack)
-  int64_t plane;           // padded plane size
-  const int64_t* tap_off;  // per tap (kh, kw): offset inside a padded plane
-  int64_t ktaps, channels, kdim;
-  const float* w;     // [out_channels][kdim]
+  const float* xp;      // padded input [channels][plane] (+ one vector of slack)
+  const int64_t* koff;  // per reduction step k = (c, kh, kw): offset of that tap in xp
+  int64_t kdim;
+  const float* w;     // packed weights (PackDirectConvWeights)
   const float* bias;  // [out_channels] or null
   float* y;           // [out_channels][out_plane]
   int64_t out_plane, out_channels;
   const DirectTask* tasks;
   int64_t ntasks;
   bool relu;  // store max(v, 0)
+};
+
+struct DirectPadArgs {
+  const float* x;  // [channels][in_h][in_w]
+  float* xp;       // [channels][hp][wp]
+  int64_t channels, in_h, in_w, hp, wp, pad_top, pad_left;
 };
 
 SERVEML_SIMD_BEGIN("avx512f,avx2,fma")
@@ -40,6 +45,10 @@ struct V {
   static constexpr int kPV = 3;
   static Reg Zero() { return _mm512_setzero_ps(); }
   static Reg Load(const float* p) { return _mm512_loadu_ps(p); }
+  // The first `count` floats at p, zeros after them; reads nothing past them.
+  static Reg LoadPartial(const float* p, int count) {
+    return _mm512_maskz_loadu_ps(static_cast<__mmask16>((1u << count) - 1u), p);
+  }
   static Reg Bcast(const float* p) { return _mm512_set1_ps(*p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
   // NaN in `a` gives `b` (the second operand). The all-ones zero-masking form is plain
@@ -66,6 +75,16 @@ struct V {
   static constexpr int kPV = 3;
   static Reg Zero() { return _mm256_setzero_ps(); }
   static Reg Load(const float* p) { return _mm256_loadu_ps(p); }
+  // The first `count` floats at p, zeros after them; reads nothing past them.
+  static Reg LoadPartial(const float* p, int count) {
+    if (count == kLanes) return _mm256_loadu_ps(p);
+    return _mm256_maskload_ps(p, TailMask(count));
+  }
+  // Lanes [0, count) set.
+  static __m256i TailMask(int count) {
+    static const int kMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMask + 8 - count));
+  }
   static Reg Bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
   // NaN in `a` gives `b` (the second operand).
@@ -75,9 +94,7 @@ struct V {
       _mm256_storeu_ps(p, v);
       return;
     }
-    static const int kMask[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
-    _mm256_maskstore_ps(p, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kMask + 8 - count)),
-                        v);
+    _mm256_maskstore_ps(p, TailMask(count), v);
   }
 };
 #include "engine/ops/conv_direct_kernel.inc"
@@ -85,6 +102,11 @@ struct V {
 SERVEML_SIMD_END
 
 // Vector width of the kernel this CPU runs: 16 (AVX-512), 8 (AVX2+FMA) or 0 (none).
+int Lanes();
+
+// Output channels per register block of this CPU's kernel.
+int ChannelBlock() { return Lanes() == 16 ? avx512::V::kMB : avx2::V::kMB; }
+
 int Lanes() {
   static const int lanes = [] {
     __builtin_cpu_init();
@@ -120,6 +142,17 @@ bool DirectConvSuits(const DirectConvGeometry& g) {
   return true;
 }
 
+void PackDirectConvWeights(const float* w, int64_t out_channels, int64_t kdim, float* packed) {
+  const int64_t mb = ChannelBlock();
+  for (int64_t m0 = 0; m0 < out_channels; m0 += mb) {
+    const int64_t width = std::min(mb, out_channels - m0);
+    float* dst = packed + m0 * kdim;
+    for (int64_t k = 0; k < kdim; ++k) {
+      for (int64_t i = 0; i < width; ++i) dst[k * width + i] = w[(m0 + i) * kdim + k];
+    }
+  }
+}
+
 void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, const float* bias,
                   float* y, bool relu) {
   const int lanes = Lanes();
@@ -131,29 +164,21 @@ void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, c
   const size_t need = static_cast<size_t>(g.channels * plane + lanes);
   if (xpad.size() < need) xpad.resize(need);
   float* xp = xpad.data();
-  const int64_t q_lo = std::min(g.pad_left, wp);
-  const int64_t q_hi = std::max(q_lo, std::min(wp, g.pad_left + g.in_w));
-  for (int64_t c = 0; c < g.channels; ++c) {
-    for (int64_t r = 0; r < hp; ++r) {
-      float* dst = xp + c * plane + r * wp;
-      const int64_t ih = r - g.pad_top;
-      if (ih < 0 || ih >= g.in_h) {
-        std::fill(dst, dst + wp, 0.0f);
-        continue;
-      }
-      const float* src = x + (c * g.in_h + ih) * g.in_w - g.pad_left;
-      std::fill(dst, dst + q_lo, 0.0f);
-      std::copy(src + q_lo, src + q_hi, dst + q_lo);
-      std::fill(dst + q_hi, dst + wp, 0.0f);
-    }
+  const DirectPadArgs pad{x, xp, g.channels, g.in_h, g.in_w, hp, wp, g.pad_top, g.pad_left};
+  if (lanes == 16) {
+    avx512::PadInput(pad);
+  } else {
+    avx2::PadInput(pad);
   }
   std::fill(xp + g.channels * plane, xp + need, 0.0f);
 
-  thread_local std::vector<int64_t> tap_off;
-  tap_off.clear();
-  for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
-    for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
-      tap_off.push_back(kh * g.dilation_h * wp + kw * g.dilation_w);
+  thread_local std::vector<int64_t> koff;
+  koff.clear();
+  for (int64_t c = 0; c < g.channels; ++c) {
+    for (int64_t kh = 0; kh < g.kernel_h; ++kh) {
+      for (int64_t kw = 0; kw < g.kernel_w; ++kw) {
+        koff.push_back(c * plane + kh * g.dilation_h * wp + kw * g.dilation_w);
+      }
     }
   }
   thread_local std::vector<DirectTask> tasks;
@@ -166,11 +191,8 @@ void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, c
   }
   DirectArgs a;
   a.xp = xp;
-  a.plane = plane;
-  a.tap_off = tap_off.data();
-  a.ktaps = static_cast<int64_t>(tap_off.size());
-  a.channels = g.channels;
-  a.kdim = g.channels * a.ktaps;
+  a.koff = koff.data();
+  a.kdim = static_cast<int64_t>(koff.size());
   a.w = w;
   a.bias = bias;
   a.y = y;

@@ -27,12 +27,21 @@ struct DirectConvGeometry {
 // to fill most vector lanes, a reduction small enough to stay in cache).
 bool DirectConvSuits(const DirectConvGeometry& g);
 
+// Reorders weights w [out_channels][kdim] (kdim = channels * kernel_h * kernel_w, the ONNX
+// layout of one group) into the layout DirectConv2D reads: blocks of the kernel's output
+// channel count, each [kdim][block width], so one reduction step reads one cache line of
+// weights. The result has out_channels * kdim floats, like the input, so groups packed one
+// after another keep their offsets. Packing depends on this CPU's kernel: pack on the
+// machine that runs.
+void PackDirectConvWeights(const float* w, int64_t out_channels, int64_t kdim, float* packed);
+
 // y[m, oh, ow] = bias[m] + sum over c, kh, kw of w[m, c, kh, kw] *
 // x[c, oh*stride_h - pad_top + kh*dilation_h, ow - pad_left + kw*dilation_w] (zero outside
-// x). x is [channels, in_h, in_w], w is [out_channels, channels, kernel_h, kernel_w], y is
-// [out_channels, out_h, out_w], all contiguous; `bias` may be null. With `relu`, every
-// y value v is stored as v > 0 ? v : 0. Requires DirectConvSuits(g).
-void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, const float* bias,
-                  float* y, bool relu = false);
+// x). x is [channels, in_h, in_w], `packed_w` is w [out_channels, channels, kernel_h,
+// kernel_w] after PackDirectConvWeights, y is [out_channels, out_h, out_w], all contiguous;
+// `bias` may be null. With `relu`, every y value v is stored as v > 0 ? v : 0. Requires
+// DirectConvSuits(g).
+void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* packed_w,
+                  const float* bias, float* y, bool relu = false);
 
 }  // namespace serveml::engine
