@@ -39,10 +39,12 @@ class Kernel {
   // rejects (wrong dtype, incompatible shapes); the executor prefixes the node name.
   virtual Status Run(KernelContext& ctx) const = 0;
   // Called at load, before any run, when the node's first output feeds only a Relu (and is
-  // not a graph output). Returning true commits the kernel to apply Relu (x > 0 ? x : 0) to
+  // not a graph output). Returning true commits the kernel to apply Relu (ReluOf below) to
   // that output itself; the executor then drops the Relu node. The default declines.
   virtual bool FuseRelu() { return false; }
 };
+
+struct SubgraphScope;  // control_flow.h
 
 // Everything a factory may look at. References are valid only during the factory call.
 struct KernelInit {
@@ -50,8 +52,24 @@ struct KernelInit {
   std::string_view domain;  // normalised: "" for ai.onnx
   int64_t opset;            // the model's opset for the node's domain
   // Per node input: the tensor if it is an initializer (known at load), else nullptr.
+  // Nodes with subgraphs have their implicit inputs after the declared ones (see scope).
   std::span<const Tensor* const> const_inputs;
+  // The enclosing graph, for factories that compile subgraphs (If, Loop, Scan).
+  const SubgraphScope* scope = nullptr;
 };
+
+// The Relu of every kernel, standalone or fused: negative values become 0, NaN stays NaN (as
+// in onnxruntime, numpy and PyTorch), everything else is unchanged.
+template <typename T>
+inline T ReluOf(T x) {
+  return x < T(0) ? T(0) : x;
+}
+
+// p[i] = ReluOf(p[i]) for i < n.
+template <typename T>
+inline void ApplyRelu(T* p, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) p[i] = ReluOf(p[i]);
+}
 
 using KernelPtr = std::unique_ptr<Kernel>;
 using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);

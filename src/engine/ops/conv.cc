@@ -244,7 +244,7 @@ class ConvKernel final : public Kernel {
                     pb ? T(1) : T(0), yg, out_size);
           }
           if (relu_) {
-            for (int64_t e = 0; e < mg * out_size; ++e) yg[e] = yg[e] > T(0) ? yg[e] : T(0);
+            ApplyRelu(yg, mg * out_size);
           }
         }
       }

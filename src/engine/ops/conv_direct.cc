@@ -51,7 +51,7 @@ struct V {
   }
   static Reg Bcast(const float* p) { return _mm512_set1_ps(*p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm512_fmadd_ps(a, b, c); }
-  // NaN in `a` gives `b` (the second operand). The all-ones zero-masking form is plain
+  // Either operand NaN gives `b` (the second operand). The all-ones zero-masking form is plain
   // vmaxps without the undefined pass-through operand GCC warns about.
   static Reg Max(Reg a, Reg b) { return _mm512_maskz_max_ps(static_cast<__mmask16>(0xFFFF), a, b); }
   static void Store(float* p, Reg v, int count) {
@@ -87,7 +87,7 @@ struct V {
   }
   static Reg Bcast(const float* p) { return _mm256_broadcast_ss(p); }
   static Reg Fma(Reg a, Reg b, Reg c) { return _mm256_fmadd_ps(a, b, c); }
-  // NaN in `a` gives `b` (the second operand).
+  // Either operand NaN gives `b` (the second operand).
   static Reg Max(Reg a, Reg b) { return _mm256_max_ps(a, b); }
   static void Store(float* p, Reg v, int count) {
     if (count == kLanes) {

@@ -145,7 +145,7 @@ enum class UnaryOp { kRelu, kSigmoid, kTanh, kExp, kLog, kAbs, kNeg, kSqrt };
 template <UnaryOp kOp, typename T>
 inline T ApplyUnary(T x) {
   if constexpr (kOp == UnaryOp::kRelu) {
-    return x > T(0) ? x : T(0);
+    return ReluOf(x);
   } else if constexpr (kOp == UnaryOp::kSigmoid) {
     if (x >= T(0)) return T(1) / (T(1) + std::exp(-x));
     T e = std::exp(x);

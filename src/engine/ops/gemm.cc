@@ -9,6 +9,8 @@
 #include <new>
 #include <utility>
 
+#include "engine/ops/relu_simd.h"
+
 #ifdef SERVEML_HAVE_DNNL
 #include <dnnl.h>
 #include <omp.h>
@@ -144,11 +146,8 @@ struct ConstBSgemm::Cache {
       const memory::desc b_md({1, g.n_}, f32, tag::ab);
       dnnl::primitive_attr attr;
       attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      if (g.relu_) {
-        dnnl::post_ops ops;
-        ops.append_eltwise(1.0f, dnnl::algorithm::eltwise_relu, 0.0f, 0.0f);
-        attr.set_post_ops(ops);
-      }
+      // A fused Relu runs after the matmul (ReluInPlace): oneDNN's relu post-op turns NaN
+      // into 0, where onnxruntime, numpy and PyTorch keep NaN.
       const dnnl::matmul::desc d = g.bias_.empty()
                                        ? dnnl::matmul::desc(e->src_md, w_any, e->dst_md)
                                        : dnnl::matmul::desc(e->src_md, w_any, b_md, e->dst_md);
@@ -223,6 +222,7 @@ void ConstBSgemm::Run(const float* x, int64_t m, float* y) const {
             dnnl_primitive_execute(e->prim.get(), stream.get(), e->bias ? 5 : 4, args),
             "matmul execution failed");
         stream.wait();
+        if (relu_) ReluInPlace(y, m * n_);
         return;
       } catch (const std::exception&) {
         // fall through to Sgemm
@@ -240,9 +240,7 @@ void ConstBSgemm::Run(const float* x, int64_t m, float* y) const {
   } else {
     Sgemm(false, false, m, n_, k_, 1.0f, x, k_, w_.get(), n_, beta, y, n_);
   }
-  if (relu_) {
-    for (int64_t i = 0; i < m * n_; ++i) y[i] = y[i] > 0.0f ? y[i] : 0.0f;
-  }
+  if (relu_) ReluInPlace(y, m * n_);
 }
 
 void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,

@@ -136,7 +136,7 @@ class GemmKernel final : public Kernel {
         std::fill(py, py + m * n, T(0));  // the buffer is not cleared beforehand
       }
       if (relu_) {
-        for (int64_t e = 0; e < m * n; ++e) py[e] = py[e] > T(0) ? py[e] : T(0);
+        ApplyRelu(py, m * n);
       }
       *ctx.outputs[0] = std::move(y);
       return Status::Ok();
@@ -224,7 +224,7 @@ class MatMulKernel final : public Kernel {
             });
       }
       if (relu_) {
-        for (int64_t e = 0; e < y.numel(); ++e) py[e] = py[e] > T(0) ? py[e] : T(0);
+        ApplyRelu(py, y.numel());
       }
       *ctx.outputs[0] = std::move(y);
       return Status::Ok();
