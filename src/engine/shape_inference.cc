@@ -539,6 +539,12 @@ Status NodeInference::Default() {
     SetType(0, InType(2));
     return Status::Ok();
   }
+  if (OneOf(op, {"RNN", "GRU", "LSTM"})) {  // Y: rank 4; Y_h, Y_c: rank 3
+    SetRank(0, t0, 4);
+    SetRank(1, t0, 3);
+    if (op == "LSTM") SetRank(2, t0, 3);
+    return Status::Ok();
+  }
   // Anything else (Constant, ConstantOfShape, EyeLike, ...): unknown.
   return Status::Ok();
 }

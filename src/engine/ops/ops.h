@@ -77,6 +77,10 @@ Result<KernelPtr> MakeCompress(const KernelInit& init);
 Result<KernelPtr> MakeEyeLike(const KernelInit& init);
 Result<KernelPtr> MakeOneHot(const KernelInit& init);
 Result<KernelPtr> MakeCumSum(const KernelInit& init);
+// rnn.cc
+Result<KernelPtr> MakeRNN(const KernelInit& init);
+Result<KernelPtr> MakeGRU(const KernelInit& init);
+Result<KernelPtr> MakeLSTM(const KernelInit& init);
 // topk.cc
 Result<KernelPtr> MakeTopK(const KernelInit& init);
 // ml_linear.cc (ai.onnx.ml)
