@@ -153,9 +153,11 @@ class ConvKernel final : public Kernel {
     if (b && (b->rank() != 1 || b->dim(0) != m)) {
       return InvalidInput("Conv bias must have shape [" + std::to_string(m) + "]");
     }
-    std::vector<int64_t> in(x->shape().begin() + 2, x->shape().end());
-    std::vector<int64_t> kernel(wt->shape().begin() + 2, wt->shape().end());
-    if (!attrs_.kernel_shape.empty() && attrs_.kernel_shape != kernel) {
+    const auto in = std::span<const int64_t>(x->shape()).subspan(2);
+    const auto kernel = std::span<const int64_t>(wt->shape()).subspan(2);
+    if (!attrs_.kernel_shape.empty() &&
+        !std::equal(attrs_.kernel_shape.begin(), attrs_.kernel_shape.end(), kernel.begin(),
+                    kernel.end())) {
       return InvalidInput("Conv kernel_shape does not match W");
     }
     ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, kernel));

@@ -131,7 +131,7 @@ class PoolKernel final : public Kernel {
     const Tensor* x = ctx.input(0);
     if (!x) return InvalidInput(std::string(name_) + " needs an input");
     if (x->rank() < 3) return InvalidInput(std::string(name_) + " input must have rank >= 3");
-    std::vector<int64_t> in(x->shape().begin() + 2, x->shape().end());
+    const auto in = std::span<const int64_t>(x->shape()).subspan(2);
     if (attrs_.kernel_shape.size() != in.size()) {
       return InvalidInput(std::string(name_) + " kernel_shape has " +
                           std::to_string(attrs_.kernel_shape.size()) + " dims for an input of " +

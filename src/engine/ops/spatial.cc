@@ -30,8 +30,8 @@ Result<WindowAttrs> ParseWindowAttrs(const NodeAttrs& attrs, bool with_ceil_mode
   return a;
 }
 
-Result<Window> ResolveWindow(const WindowAttrs& a, const std::vector<int64_t>& in,
-                             const std::vector<int64_t>& kernel) {
+Result<Window> ResolveWindow(const WindowAttrs& a, std::span<const int64_t> in,
+                             std::span<const int64_t> kernel) {
   const size_t k = in.size();
   if (k == 0 || k > 3) {
     return Unsupported("windows over " + std::to_string(k) +
@@ -51,8 +51,10 @@ Result<Window> ResolveWindow(const WindowAttrs& a, const std::vector<int64_t>& i
   };
   // Bounded attribute values keep every size computation below far from int64 overflow.
   constexpr int64_t kMaxAttr = int64_t{1} << 28;
-  for (const auto* v : {&a.strides, &a.dilations, &a.pads, &kernel}) {
-    for (int64_t x : *v) {
+  for (std::span<const int64_t> v :
+       {std::span<const int64_t>(a.strides), std::span<const int64_t>(a.dilations),
+        std::span<const int64_t>(a.pads), kernel}) {
+    for (int64_t x : v) {
       if (x < -kMaxAttr || x > kMaxAttr) {
         return InvalidInput("window attribute value " + std::to_string(x) + " is too large");
       }
@@ -63,10 +65,18 @@ Result<Window> ResolveWindow(const WindowAttrs& a, const std::vector<int64_t>& i
   RETURN_IF_ERROR(check(a.pads, 2 * k, "pads"));
   Window w;
   w.k = k;
-  w.in = in;
-  w.kernel = kernel;
-  w.stride = a.strides.empty() ? std::vector<int64_t>(k, 1) : a.strides;
-  w.dilation = a.dilations.empty() ? std::vector<int64_t>(k, 1) : a.dilations;
+  w.in.assign(in);
+  w.kernel.assign(kernel);
+  if (a.strides.empty()) {
+    w.stride.assign(k, 1);
+  } else {
+    w.stride.assign(a.strides);
+  }
+  if (a.dilations.empty()) {
+    w.dilation.assign(k, 1);
+  } else {
+    w.dilation.assign(a.dilations);
+  }
   w.pad_begin.assign(k, 0);
   w.pad_end.assign(k, 0);
   w.out.assign(k, 0);

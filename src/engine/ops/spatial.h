@@ -3,8 +3,10 @@
 // lets 1-D and 2-D cases run through one 3-D loop nest (missing leading dims are size 1).
 #pragma once
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -28,16 +30,42 @@ struct WindowAttrs {
 // Parses auto_pad, kernel_shape, strides, dilations, pads (and ceil_mode when asked).
 Result<WindowAttrs> ParseWindowAttrs(const NodeAttrs& attrs, bool with_ceil_mode);
 
+// Up to three per-spatial-dim values stored inline, so resolving a window on every run
+// allocates nothing. Callers keep size() <= 3 (ResolveWindow checks the rank first).
+class WindowDims {
+ public:
+  static constexpr size_t kMax = 3;
+  size_t size() const { return n_; }
+  int64_t& operator[](size_t i) { return v_[i]; }
+  int64_t operator[](size_t i) const { return v_[i]; }
+  const int64_t* begin() const { return v_.data(); }
+  const int64_t* end() const { return v_.data() + n_; }
+  void assign(size_t n, int64_t value) {
+    n_ = n;
+    std::fill(v_.begin(), v_.begin() + static_cast<std::ptrdiff_t>(n), value);
+  }
+  void assign(std::span<const int64_t> values) {
+    n_ = values.size();
+    std::copy(values.begin(), values.end(), v_.begin());
+  }
+  void push_back(int64_t value) { v_[n_++] = value; }
+
+ private:
+  std::array<int64_t, kMax> v_{};
+  size_t n_ = 0;
+};
+
 // Resolved geometry for `k` spatial dims (k = 1..3).
 struct Window {
   size_t k = 0;
-  std::vector<int64_t> in, out, kernel, stride, dilation, pad_begin, pad_end;
+  WindowDims in, out, kernel, stride, dilation, pad_begin, pad_end;
 };
 
 // Resolves the window for input spatial dims `in` and kernel dims `kernel` (from the weight
-// or the attribute). InvalidInput on inconsistent attributes or an empty output.
-Result<Window> ResolveWindow(const WindowAttrs& a, const std::vector<int64_t>& in,
-                             const std::vector<int64_t>& kernel);
+// or the attribute). InvalidInput on inconsistent attributes or an empty output; Unsupported
+// for more than 3 spatial dims.
+Result<Window> ResolveWindow(const WindowAttrs& a, std::span<const int64_t> in,
+                             std::span<const int64_t> kernel);
 
 // A window padded to exactly 3 spatial dims (leading dims of size 1, kernel 1, stride 1).
 struct Window3 {
