@@ -83,6 +83,11 @@ Result<KernelPtr> MakeGRU(const KernelInit& init);
 Result<KernelPtr> MakeLSTM(const KernelInit& init);
 // topk.cc
 Result<KernelPtr> MakeTopK(const KernelInit& init);
+// einsum.cc
+Result<KernelPtr> MakeEinsum(const KernelInit& init);
+// attention.cc
+Result<KernelPtr> MakeAttention(const KernelInit& init);
+Result<KernelPtr> MakeRotaryEmbedding(const KernelInit& init);
 // ml_linear.cc (ai.onnx.ml)
 Result<KernelPtr> MakeLinearClassifier(const KernelInit& init);
 Result<KernelPtr> MakeLinearRegressor(const KernelInit& init);
