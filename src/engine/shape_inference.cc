@@ -496,6 +496,15 @@ Status NodeInference::Default() {
     }
     return Status::Ok();
   }
+  if (op == "Resize" || op == "Upsample") {  // X's dtype and rank; dims follow scales/sizes
+    const ValueType* x = In(0);
+    if (x && x->has_rank) {
+      SetRank(0, t0, x->dims.size());
+    } else {
+      SetType(0, t0);
+    }
+    return Status::Ok();
+  }
   if (op == "Split") {
     const ValueType* x = In(0);
     for (size_t k = 0; k < n_.outputs.size(); ++k) {

@@ -83,6 +83,8 @@ Result<KernelPtr> MakeGRU(const KernelInit& init);
 Result<KernelPtr> MakeLSTM(const KernelInit& init);
 // topk.cc
 Result<KernelPtr> MakeTopK(const KernelInit& init);
+// resize.cc
+Result<KernelPtr> MakeResize(const KernelInit& init);  // Resize, Upsample
 // einsum.cc
 Result<KernelPtr> MakeEinsum(const KernelInit& init);
 // attention.cc
