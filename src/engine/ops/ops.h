@@ -47,6 +47,19 @@ Result<KernelPtr> MakePRelu(const KernelInit& init);
 Result<KernelPtr> MakeConv(const KernelInit& init);  // Conv, ConvTranspose
 // pool.cc
 Result<KernelPtr> MakePool(const KernelInit& init);  // Max/Average/LpPool and Global*
+// sampling.cc
+Result<KernelPtr> MakeGridSample(const KernelInit& init);
+Result<KernelPtr> MakeAffineGrid(const KernelInit& init);
+Result<KernelPtr> MakeRoiAlign(const KernelInit& init);  // opsets 10 and 16
+// detection.cc
+Result<KernelPtr> MakeNonMaxSuppression(const KernelInit& init);
+// tensor_misc.cc
+Result<KernelPtr> MakeCenterCropPad(const KernelInit& init);
+Result<KernelPtr> MakeReverseSequence(const KernelInit& init);
+Result<KernelPtr> MakeUnique(const KernelInit& init);
+Result<KernelPtr> MakeMaxUnpool(const KernelInit& init);
+Result<KernelPtr> MakeLRN(const KernelInit& init);
+Result<KernelPtr> MakeCol2Im(const KernelInit& init);
 // normalization.cc
 Result<KernelPtr> MakeBatchNormalization(const KernelInit& init);
 Result<KernelPtr> MakeLayerNormalization(const KernelInit& init);
