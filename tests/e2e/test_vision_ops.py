@@ -5,9 +5,11 @@ GridSample covers every mode x padding_mode x align_corners combination in both 
 (opset 16: bilinear/bicubic, opset 20: linear/cubic), on 2-D and 3-D inputs, with grid
 points inside and outside [-1, 1]. One combination has two readings: cubic with border
 padding. The ONNX reference implementation clamps an out-of-range sampling coordinate to the
-border before taking the 4x4 cubic taps; onnxruntime (like PyTorch) keeps the coordinate and
-clamps each tap index. The engine follows the ONNX reference, so that combination is checked
-against onnx.reference instead of onnxruntime. NonMaxSuppression and Unique run on random
+border before taking the 4x4 cubic taps; onnxruntime and PyTorch keep the coordinate and
+clamp each tap index. The engine follows PyTorch (the models using GridSample come from it),
+so that combination is checked against onnxruntime like the rest, and
+test_gridsample_cubic_border_differs_from_onnx_reference pins the difference.
+NonMaxSuppression and Unique run on random
 data with ties and duplicates; their integer outputs must match exactly.
 """
 from __future__ import annotations
@@ -54,24 +56,27 @@ def test_gridsample_2d_matches_onnxruntime(tmp_path, opset, mode_index, padding_
     model = _model(node, [("X", TensorProto.FLOAT, list(x.shape)),
                           ("grid", TensorProto.FLOAT, list(grid.shape))],
                    [("Y", TensorProto.FLOAT, None)], opset)
-    if mode_index == 2 and padding_mode == "border":
-        _assert_matches_onnx_reference(model, {"X": x, "grid": grid}, tmp_path)
-    else:
-        assert_matches_ort(model, [x, grid], tmp_path, rtol=1e-4, atol=1e-5)
+    assert_matches_ort(model, [x, grid], tmp_path, rtol=1e-4, atol=1e-5)
 
 
-def _assert_matches_onnx_reference(model: onnx.ModelProto, feeds: dict, tmp_path):
+def test_gridsample_cubic_border_differs_from_onnx_reference(tmp_path):
+    """Out-of-range points with cubic + border: we (and onnxruntime) differ from the ONNX
+    reference's clamped coordinate; in-range points agree with both."""
     from onnx.reference import ReferenceEvaluator
-    ref_model = onnx.ModelProto()
-    ref_model.CopyFrom(model)
-    ref_model.opset_import[0].version = 20  # the reference knows only the opset-20 spelling
-    for a in ref_model.graph.node[0].attribute:
-        if a.name == "mode":
-            a.s = {b"bilinear": b"linear", b"bicubic": b"cubic"}.get(a.s, a.s)
-    expected = ReferenceEvaluator(ref_model).run(None, feeds)[0]
-    proc, ours = serveml_run(model, list(feeds.values()), tmp_path)
+    x = RNG.standard_normal((1, 1, 5, 7)).astype(np.float32)
+    # Unnormalised x 6.7 and -0.8: just past the border (6.5, -0.5), where a tap of the
+    # 4x4 window still lands inside the image.
+    outside = np.array([[[[1.0571, 0.3], [-1.0857, -0.2]]]], np.float32)  # [1, 1, 2, 2]
+    node = helper.make_node("GridSample", ["X", "grid"], ["Y"], mode="cubic",
+                            padding_mode="border", align_corners=0)
+    model = _model(node, [("X", TensorProto.FLOAT, list(x.shape)),
+                          ("grid", TensorProto.FLOAT, list(outside.shape))],
+                   [("Y", TensorProto.FLOAT, None)], 20)
+    proc, ours = serveml_run(model, [x, outside], tmp_path)
     assert proc.returncode == 0, proc.stderr
-    np.testing.assert_allclose(ours["Y"], expected, rtol=1e-4, atol=1e-5)
+    reference = ReferenceEvaluator(model).run(None, {"X": x, "grid": outside})[0]
+    assert not np.allclose(ours["Y"], reference, rtol=1e-4, atol=1e-5)
+    assert_matches_ort(model, [x, outside], tmp_path / "ort", rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.parametrize("align_corners", [0, 1])

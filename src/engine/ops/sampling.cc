@@ -144,7 +144,10 @@ class GridSampleKernel final : public Kernel {
           const double lo = align_ ? 0.0 : -0.5;
           const double hi = align_ ? static_cast<double>(d - 1) : static_cast<double>(d) - 0.5;
           double c = std::clamp(static_cast<double>(gx), -1e12, 1e12);
-          if (c < lo || c > hi) {
+          // Cubic with border padding keeps the coordinate and clamps each tap (ResolveIndex),
+          // as PyTorch and onnxruntime do; the ONNX reference clamps the coordinate first,
+          // which no backend case covers and which PyTorch-exported models do not expect.
+          if ((c < lo || c > hi) && !(mode_ == SampleMode::kCubic && pad_ == PadMode::kBorder)) {
             if (pad_ == PadMode::kBorder) {
               c = std::clamp(c, 0.0, static_cast<double>(d - 1));
             } else if (pad_ == PadMode::kReflection) {
