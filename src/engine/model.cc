@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/arena.h"
+#include "engine/control_flow.h"
 #include "engine/engine.h"
 #include "engine/kernel.h"
 #include "engine/model_internal.h"
@@ -62,6 +63,11 @@ bool ArenaEnabled() {
   return enabled;
 }
 
+// Nesting level of the runs in progress on this thread (control flow runs nested graphs
+// from inside a kernel) and the arena of the outermost one.
+thread_local size_t tls_run_depth = 0;
+thread_local TensorArena* tls_run_arena = nullptr;
+
 class OnnxModel final : public Model {
  public:
   ~OnnxModel() override;
@@ -72,6 +78,10 @@ class OnnxModel final : public Model {
 
   // Builds the model from a parsed proto. `model` must stay alive during the call only.
   Status Compile(const onnx::ModelProto& model);
+  // Builds a nested graph (a control-flow body, control_flow.h: CompileSubgraph).
+  Status CompileNested(const onnx::GraphProto& g, const std::map<std::string, int64_t>& opsets,
+                       int depth, std::span<const std::string> captured,
+                       std::span<const Tensor* const> captured_consts);
 
   const ModelPlanInfo& plan_info() const { return plan_info_; }
   TensorArena::Stats ArenaStats() const;
@@ -82,6 +92,10 @@ class OnnxModel final : public Model {
   }
 
  private:
+  // The compile step proper, shared by the main graph and nested graphs: `captured` (with
+  // their constant values, or null) are the enclosing scopes' values a nested graph uses.
+  Status CompileGraph(const onnx::GraphProto& g, std::span<const std::string> captured,
+                      std::span<const Tensor* const> captured_consts);
   Status CheckInput(size_t i, const Tensor& t) const;
   Result<std::vector<Tensor>> RunImpl(std::span<const Tensor> inputs) const;
   // Shape/type inference over the run sequence; fills value_types_. Load errors for
@@ -99,6 +113,9 @@ class OnnxModel final : public Model {
   void ReleaseArena(std::shared_ptr<TensorArena> arena) const;
 
   ModelInfo info_;
+  // Nesting level (0: the main graph) and whether this is a nested graph (control flow).
+  int depth_ = 0;
+  bool nested_ = false;
   std::vector<TensorInfo> inputs_;
   std::vector<TensorInfo> outputs_;
   size_t num_values_ = 0;
@@ -154,7 +171,27 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
   }
   for (const auto& [k, v] : model.metadata_props) info_.metadata_props[k] = v;
   info_.node_count = static_cast<int64_t>(g.node.size());
+  return CompileGraph(g, {}, {});
+}
 
+Status OnnxModel::CompileNested(const onnx::GraphProto& g,
+                                const std::map<std::string, int64_t>& opsets, int depth,
+                                std::span<const std::string> captured,
+                                std::span<const Tensor* const> captured_consts) {
+  if (depth > kMaxSubgraphDepth) {
+    return InvalidInput("subgraphs are nested more than " + std::to_string(kMaxSubgraphDepth) +
+                        " levels deep");
+  }
+  info_.opsets = opsets;
+  info_.graph_name = g.name;
+  info_.node_count = static_cast<int64_t>(g.node.size());
+  depth_ = depth;
+  nested_ = true;
+  return CompileGraph(g, captured, captured_consts);
+}
+
+Status OnnxModel::CompileGraph(const onnx::GraphProto& g, std::span<const std::string> captured,
+                               std::span<const Tensor* const> captured_consts) {
   if (g.sparse_initializer_count > 0) {
     return Unsupported("sparse initializers are not supported");
   }
@@ -194,6 +231,20 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     input_ids_.push_back(id);
     inputs_.push_back(InfoFromValueInfo(v));
   }
+  // A nested graph's values from enclosing scopes: constants there stay constants, the
+  // others are inputs after the declared ones (control_flow.h).
+  for (size_t k = 0; k < captured.size(); ++k) {
+    if (ids.count(captured[k])) continue;
+    ASSIGN_OR_RETURN(int32_t id, new_id(captured[k], -1));
+    if (captured_consts[k]) {
+      consts.emplace_back(id, *captured_consts[k]);
+    } else {
+      input_ids_.push_back(id);
+      TensorInfo info;
+      info.name = captured[k];
+      inputs_.push_back(std::move(info));
+    }
+  }
   // Node outputs.
   const size_t num_nodes = g.node.size();
   std::vector<std::vector<int32_t>> node_outputs(num_nodes);
@@ -216,6 +267,22 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
       if (it == ids.end()) {
         return InvalidInput(NodeLabel(g.node[i], i) + ": input '" + in +
                             "' is not a graph input, an initializer or any node's output");
+      }
+      node_inputs[i].push_back(it->second);
+    }
+  }
+  // Control flow: the names a node's subgraphs use from this or enclosing scopes become
+  // implicit inputs after the declared ones, so the order, release points and memory plan
+  // below see them (control_flow.h).
+  std::vector<std::vector<std::string>> implicit_inputs(num_nodes);
+  for (size_t i = 0; i < num_nodes; ++i) {
+    Status st = SubgraphCaptures(g.node[i], depth_, &implicit_inputs[i]);
+    if (!st.ok()) return Prefix(NodeLabel(g.node[i], i), st);
+    for (const std::string& in : implicit_inputs[i]) {
+      auto it = ids.find(in);
+      if (it == ids.end()) {
+        return InvalidInput(NodeLabel(g.node[i], i) + ": a subgraph uses '" + in +
+                            "', which is not a graph input, an initializer or any node's output");
       }
       node_inputs[i].push_back(it->second);
     }
@@ -310,7 +377,8 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     for (int32_t id : node_inputs[i]) {
       const_ptrs.push_back(id >= 0 && constants_[id].defined() ? &constants_[id] : nullptr);
     }
-    KernelInit init{n, NormalizeDomain(n.domain), opsets[i], const_ptrs};
+    const SubgraphScope scope{&info_.opsets, depth_, implicit_inputs[i]};
+    KernelInit init{n, NormalizeDomain(n.domain), opsets[i], const_ptrs, &scope};
     CompiledNode cn;
     cn.label = NodeLabel(n, static_cast<size_t>(i));
     cn.proto_index = i;
@@ -340,7 +408,8 @@ Status OnnxModel::Compile(const onnx::ModelProto& model) {
     // or folded outputs) runs once here; its outputs become constants and it leaves the
     // run sequence. Downstream factories then see them as const inputs (e.g. Gemm
     // pre-transposes a folded B).
-    bool foldable = NormalizeDomain(n.domain).empty();
+    // Loop and Scan are not folded: their trip counts are unbounded.
+    bool foldable = NormalizeDomain(n.domain).empty() && n.op_type != "Loop" && n.op_type != "Scan";
     for (int32_t id : cn.inputs) {
       if (id >= 0 && !constants_[id].defined()) foldable = false;
     }
@@ -619,7 +688,9 @@ Status OnnxModel::CheckInput(size_t i, const Tensor& t) const {
     return InvalidInput("input '" + info.name + "' must be " + std::string(DTypeName(info.dtype)) +
                         ", got " + std::string(DTypeName(t.dtype())));
   }
-  if (info.has_shape) {
+  // Nested graphs check element types only: bodies often declare loose shapes (e.g. [1]
+  // for a scalar iteration count).
+  if (info.has_shape && !nested_) {
     bool ok = t.rank() == info.shape.size();
     for (size_t d = 0; ok && d < info.shape.size(); ++d) {
       if (info.shape[d] >= 0 && info.shape[d] != t.dim(d)) ok = false;
@@ -656,12 +727,18 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
   for (size_t i = 0; i < inputs.size(); ++i) RETURN_IF_ERROR(CheckInput(i, inputs[i]));
   // Per-thread scratch reused across runs (and models): no per-run heap allocation for the
   // value table or the kernel argument arrays once a thread has run a model this size.
+  // Control-flow kernels run nested graphs from inside a kernel call: each nesting level
+  // has its own scratch, and a nested run takes its intermediates from the arena of the
+  // outermost run on this thread (tls_run_arena) rather than from a pool of its own.
   struct Scratch {
     std::vector<Tensor> values;
     std::vector<const Tensor*> in_ptrs;
     std::vector<Tensor*> out_ptrs;
   };
-  thread_local Scratch scratch;
+  thread_local std::vector<std::unique_ptr<Scratch>> scratch_levels;
+  const bool nested = tls_run_depth > 0;
+  if (scratch_levels.size() <= tls_run_depth) scratch_levels.push_back(std::make_unique<Scratch>());
+  Scratch& scratch = *scratch_levels[tls_run_depth];
   if (scratch.values.size() < num_values_) scratch.values.resize(num_values_);
   if (scratch.in_ptrs.size() < max_inputs_) scratch.in_ptrs.resize(max_inputs_);
   if (scratch.out_ptrs.size() < max_outputs_) scratch.out_ptrs.resize(max_outputs_);
@@ -672,19 +749,33 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
   struct RunState {
     const OnnxModel& model;
     std::vector<Tensor>& values;
-    std::shared_ptr<TensorArena> arena;
+    std::shared_ptr<TensorArena> arena;  // taken from the pool (null when nested)
+    TensorArena* const current;          // where intermediates come from
+    TensorArena* const prev_run_arena;
     ArenaScope scope;
-    RunState(const OnnxModel& m, std::vector<Tensor>& v, std::shared_ptr<TensorArena> a)
-        : model(m), values(v), arena(std::move(a)), scope(arena.get()) {}
+    RunState(const OnnxModel& m, std::vector<Tensor>& v, std::shared_ptr<TensorArena> a,
+             TensorArena* enclosing)
+        : model(m),
+          values(v),
+          arena(std::move(a)),
+          current(arena ? arena.get() : enclosing),
+          prev_run_arena(tls_run_arena),
+          scope(current) {
+      ++tls_run_depth;
+      tls_run_arena = current;
+    }
     ~RunState() {
       for (Tensor& t : values) t = Tensor();
       ArenaScope::Set(nullptr);
+      --tls_run_depth;
+      tls_run_arena = prev_run_arena;
       if (!arena) return;
       arena->EndRun(kArenaMaxIdleRuns);
       model.ReleaseArena(std::move(arena));
     }
-  } state(*this, values, ArenaEnabled() ? AcquireArena() : nullptr);
-  TensorArena* const arena = state.arena.get();
+  } state(*this, values, !nested && ArenaEnabled() ? AcquireArena() : nullptr,
+          nested ? tls_run_arena : nullptr);
+  TensorArena* const arena = state.current;
   for (size_t i = 0; i < inputs.size(); ++i) values[input_ids_[i]] = inputs[i];
   std::vector<const Tensor*>& in_ptrs = scratch.in_ptrs;
   std::vector<Tensor*>& out_ptrs = scratch.out_ptrs;
@@ -736,6 +827,17 @@ std::optional<ValueType> InferredType(const Model& model, const std::string& val
   const OnnxModel* m = AsOnnx(model);
   if (!m) return std::nullopt;
   return m->InferredType(value);
+}
+
+Result<std::shared_ptr<const Model>> CompileSubgraph(
+    const onnx::GraphProto& graph, const std::map<std::string, int64_t>& opsets, int depth,
+    std::span<const std::string> captured, std::span<const Tensor* const> captured_consts) {
+  if (captured.size() != captured_consts.size()) {
+    return Internal("CompileSubgraph: captured names and constants differ in number");
+  }
+  auto model = std::make_shared<OnnxModel>();
+  RETURN_IF_ERROR(model->CompileNested(graph, opsets, depth, captured, captured_consts));
+  return std::shared_ptr<const Model>(std::move(model));
 }
 
 Result<std::shared_ptr<Model>> Model::LoadOnnx(const std::string& bytes) {

@@ -96,6 +96,10 @@ Result<KernelPtr> MakeGRU(const KernelInit& init);
 Result<KernelPtr> MakeLSTM(const KernelInit& init);
 // topk.cc
 Result<KernelPtr> MakeTopK(const KernelInit& init);
+// control_flow.cc (subgraphs: see control_flow.h)
+Result<KernelPtr> MakeIf(const KernelInit& init);
+Result<KernelPtr> MakeLoop(const KernelInit& init);
+Result<KernelPtr> MakeScan(const KernelInit& init);  // Scan 8 and 9+
 // resize.cc
 Result<KernelPtr> MakeResize(const KernelInit& init);  // Resize, Upsample
 // einsum.cc
