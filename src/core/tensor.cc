@@ -110,13 +110,13 @@ std::string_view DTypeV2Name(DType t) {
 
 bool IsKnownDType(int32_t v) { return v >= 1 && v <= 13; }
 
-int64_t ShapeNumel(const std::vector<int64_t>& shape) {
+int64_t ShapeNumel(const Shape& shape) {
   int64_t n = 1;
   for (int64_t d : shape) n *= d;
   return n;
 }
 
-std::string ShapeToString(const std::vector<int64_t>& shape) {
+std::string ShapeToString(const Shape& shape) {
   std::string s = "[";
   for (size_t i = 0; i < shape.size(); ++i) {
     if (i) s += ", ";
@@ -138,7 +138,7 @@ std::shared_ptr<void> AllocAligned(size_t bytes) {
 }
 }  // namespace
 
-Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
+Tensor::Tensor(DType dtype, Shape shape)
     : dtype_(dtype), shape_(std::move(shape)), numel_(ShapeNumel(shape_)) {
   assert(numel_ >= 0);
   if (dtype_ == DType::kString) {
@@ -149,7 +149,7 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape)
   }
 }
 
-Tensor::Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> buffer)
+Tensor::Tensor(DType dtype, Shape shape, std::shared_ptr<void> buffer)
     : dtype_(dtype),
       shape_(std::move(shape)),
       numel_(ShapeNumel(shape_)),
@@ -158,7 +158,7 @@ Tensor::Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> bu
   assert(numel_ >= 0 && dtype_ != DType::kString && dtype_ != DType::kUndefined);
 }
 
-Tensor Tensor::FromStrings(std::vector<int64_t> shape, std::vector<std::string> values) {
+Tensor Tensor::FromStrings(Shape shape, std::vector<std::string> values) {
   Tensor t;
   t.dtype_ = DType::kString;
   t.shape_ = std::move(shape);
@@ -168,7 +168,7 @@ Tensor Tensor::FromStrings(std::vector<int64_t> shape, std::vector<std::string> 
   return t;
 }
 
-Tensor Tensor::Reshaped(std::vector<int64_t> shape) const {
+Tensor Tensor::Reshaped(Shape shape) const {
   Tensor t = *this;
   assert(ShapeNumel(shape) == numel_);
   t.shape_ = std::move(shape);

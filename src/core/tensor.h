@@ -14,6 +14,8 @@
 #include <string_view>
 #include <vector>
 
+#include "core/shape.h"
+
 namespace serveml {
 
 // Element types. The numeric values equal ONNX TensorProto.DataType so the ONNX loader and
@@ -92,34 +94,34 @@ struct DTypeOf<bool> {
 };
 
 // Product of dims; 1 for a scalar (empty shape). Negative dims are invalid here.
-int64_t ShapeNumel(const std::vector<int64_t>& shape);
+int64_t ShapeNumel(const Shape& shape);
 // "[2, 3]" for messages.
-std::string ShapeToString(const std::vector<int64_t>& shape);
+std::string ShapeToString(const Shape& shape);
 
 class Tensor {
  public:
   Tensor() = default;
   // Allocates a zero-filled tensor. For kString, numel empty strings.
-  Tensor(DType dtype, std::vector<int64_t> shape);
+  Tensor(DType dtype, Shape shape);
   // Wraps an existing buffer for a numeric dtype: `buffer` must point to at least
   // numel * DTypeSize(dtype) bytes, 64-byte aligned, and owns them (its deleter decides
   // where the memory goes when the last Tensor sharing it is gone). Contents are not
   // touched. Used by the engine's per-run arena.
-  Tensor(DType dtype, std::vector<int64_t> shape, std::shared_ptr<void> buffer);
+  Tensor(DType dtype, Shape shape, std::shared_ptr<void> buffer);
 
   // A 1-element-per-value tensor built from a vector, e.g. Tensor::From<float>({2}, {1, 2}).
   template <typename T>
-  static Tensor From(std::vector<int64_t> shape, const std::vector<T>& values) {
+  static Tensor From(Shape shape, const std::vector<T>& values) {
     Tensor t(DTypeOf<T>::value, std::move(shape));
     T* d = t.data<T>();
     for (size_t i = 0; i < values.size() && static_cast<int64_t>(i) < t.numel(); ++i)
       d[i] = values[i];
     return t;
   }
-  static Tensor FromStrings(std::vector<int64_t> shape, std::vector<std::string> values);
+  static Tensor FromStrings(Shape shape, std::vector<std::string> values);
 
   DType dtype() const { return dtype_; }
-  const std::vector<int64_t>& shape() const { return shape_; }
+  const Shape& shape() const { return shape_; }
   int64_t dim(size_t i) const { return shape_[i]; }
   size_t rank() const { return shape_.size(); }
   int64_t numel() const { return numel_; }
@@ -142,13 +144,13 @@ class Tensor {
   const std::vector<std::string>& strings() const { return *strings_; }
 
   // Same data, new shape (numel must match; asserted). Shares the buffer.
-  Tensor Reshaped(std::vector<int64_t> shape) const;
+  Tensor Reshaped(Shape shape) const;
   // Deep copy.
   Tensor Clone() const;
 
  private:
   DType dtype_ = DType::kUndefined;
-  std::vector<int64_t> shape_;
+  Shape shape_;  // dims inline up to Shape::kInline: no allocation per tensor
   int64_t numel_ = 0;
   std::shared_ptr<void> buffer_;  // owns data_ for numeric tensors
   void* data_ = nullptr;

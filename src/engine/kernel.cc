@@ -7,7 +7,7 @@
 
 namespace serveml::engine {
 
-Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape) {
+Result<Tensor> NewTensor(DType dtype, Shape shape) {
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) return InvalidInput("negative dimension in shape " + ShapeToString(shape));

@@ -78,7 +78,7 @@ using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);
 // shapes). Shape entries must be >= 0. While the executor runs a kernel, numeric buffers
 // come from the run's TensorArena (arena.h) and return there when the tensor's last copy
 // is gone; otherwise from the heap. Either way the tensor owns its buffer like any other.
-Result<Tensor> NewTensor(DType dtype, std::vector<int64_t> shape);
+Result<Tensor> NewTensor(DType dtype, Shape shape);
 
 // Attribute access with type checks. Errors name the attribute and the expected type.
 class NodeAttrs {

@@ -6,8 +6,7 @@
 
 namespace serveml::engine {
 
-Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b,
-                      std::vector<int64_t>* out) {
+Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b, Shape* out) {
   const size_t r = std::max(a.size(), b.size());
   out->assign(r, 1);
   for (size_t i = 0; i < r; ++i) {
@@ -25,6 +24,14 @@ Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b,
   return Status::Ok();
 }
 
+Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b,
+                      std::vector<int64_t>* out) {
+  Shape s;
+  RETURN_IF_ERROR(BroadcastShape(a, b, &s));
+  out->assign(s.begin(), s.end());
+  return Status::Ok();
+}
+
 bool CanBroadcastTo(std::span<const int64_t> from, std::span<const int64_t> to) {
   if (from.size() > to.size()) return false;
   const size_t off = to.size() - from.size();
@@ -36,8 +43,8 @@ bool CanBroadcastTo(std::span<const int64_t> from, std::span<const int64_t> to) 
 
 namespace {
 // Element strides of x aligned to an output of rank r; 0 for broadcast dims.
-std::vector<int64_t> AlignedStrides(std::span<const int64_t> x, size_t r) {
-  std::vector<int64_t> s(r, 0);
+Shape AlignedStrides(std::span<const int64_t> x, size_t r) {
+  Shape s(r, 0);
   int64_t stride = 1;
   for (size_t j = x.size(); j-- > 0;) {
     size_t i = j + (r - x.size());
@@ -51,7 +58,7 @@ std::vector<int64_t> AlignedStrides(std::span<const int64_t> x, size_t r) {
 BroadcastPlan MakeBroadcastPlan(std::span<const int64_t> a, std::span<const int64_t> b,
                                 std::span<const int64_t> out) {
   const size_t r = out.size();
-  std::vector<int64_t> sa = AlignedStrides(a, r), sb = AlignedStrides(b, r);
+  const Shape sa = AlignedStrides(a, r), sb = AlignedStrides(b, r);
   BroadcastPlan p;
   for (size_t i = 0; i < r; ++i) {
     if (out[i] == 1) continue;  // contributes nothing to the walk

@@ -6,11 +6,13 @@
 #include <span>
 #include <vector>
 
+#include "core/shape.h"
 #include "core/status.h"
 
 namespace serveml::engine {
 
 // out = broadcast(a, b). InvalidInput when a dimension pair is neither equal nor has a 1.
+Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b, Shape* out);
 Status BroadcastShape(std::span<const int64_t> a, std::span<const int64_t> b,
                       std::vector<int64_t>* out);
 
@@ -20,9 +22,9 @@ bool CanBroadcastTo(std::span<const int64_t> from, std::span<const int64_t> to);
 // An iteration plan over `out` for two operands: collapsed dims (>= 1 entry) and, per
 // operand, element strides (0 where broadcast). The innermost strides are 0 or 1.
 struct BroadcastPlan {
-  std::vector<int64_t> dims;
-  std::vector<int64_t> sa;
-  std::vector<int64_t> sb;
+  Shape dims;
+  Shape sa;
+  Shape sb;
 };
 BroadcastPlan MakeBroadcastPlan(std::span<const int64_t> a, std::span<const int64_t> b,
                                 std::span<const int64_t> out);

@@ -161,7 +161,7 @@ class ConvKernel final : public Kernel {
       return InvalidInput("Conv kernel_shape does not match W");
     }
     ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, kernel));
-    std::vector<int64_t> out_shape{n, m};
+    Shape out_shape{n, m};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);
     return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "Conv", [&](auto tag) -> Status {
@@ -352,7 +352,7 @@ class ConvTransposeKernel final : public Kernel {
       win.pad_begin.push_back(pb);
       win.pad_end.push_back(pe);
     }
-    std::vector<int64_t> out_shape{n, m};
+    Shape out_shape{n, m};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);
     return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "ConvTranspose", [&](auto tag) -> Status {

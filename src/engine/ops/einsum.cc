@@ -410,7 +410,7 @@ class EinsumKernel final : public Kernel {
         out_ids.push_back(id);
       }
     }
-    std::vector<int64_t> out_shape;
+    Shape out_shape;
     for (int id : out_ids) out_shape.push_back(size[id]);
 
     return Dispatch<SERVEML_NUMERIC_TYPES>(

@@ -73,7 +73,7 @@ Status RunBinaryTyped(const Tensor& a, const Tensor& b, Tensor* out) {
     for (int64_t i = 0; i < n; ++i) po[i] = Apply<kOp>(pa[i], pb[i], &div_zero);
     *out = std::move(o);
   } else {
-    std::vector<int64_t> shape;
+    Shape shape;
     RETURN_IF_ERROR(BroadcastShape(a.shape(), b.shape(), &shape));
     ASSIGN_OR_RETURN(Tensor o, NewTensor(a.dtype(), shape));
     T* po = o.data<T>();

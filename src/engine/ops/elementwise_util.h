@@ -42,7 +42,7 @@ Status BinaryMap(const Tensor& a, const Tensor& b, DType out_dtype, F&& f, Tenso
     *out = std::move(o);
     return Status::Ok();
   }
-  std::vector<int64_t> shape;
+  Shape shape;
   RETURN_IF_ERROR(BroadcastShape(a.shape(), b.shape(), &shape));
   ASSIGN_OR_RETURN(Tensor o, NewTensor(out_dtype, shape));
   TO* po = o.data<TO>();
@@ -72,7 +72,7 @@ Status BinaryMap(const Tensor& a, const Tensor& b, DType out_dtype, F&& f, Tenso
 // String variant of BinaryMap (element access through strings()).
 template <typename TO, typename F>
 Status BinaryMapStrings(const Tensor& a, const Tensor& b, DType out_dtype, F&& f, Tensor* out) {
-  std::vector<int64_t> shape;
+  Shape shape;
   RETURN_IF_ERROR(BroadcastShape(a.shape(), b.shape(), &shape));
   ASSIGN_OR_RETURN(Tensor o, NewTensor(out_dtype, shape));
   TO* po = o.data<TO>();

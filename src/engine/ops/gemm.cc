@@ -3,6 +3,7 @@
 #include <cblas.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdlib>
 #include <exception>
 #include <mutex>
@@ -109,11 +110,42 @@ const dnnl::engine& CpuEngine() {
 // One matmul primitive for one M, with the weights (and bias) in the layout it expects.
 struct MatmulEntry {
   int64_t m;
+  uint64_t id;  // process-unique, never reused (keys the per-thread memory objects)
   dnnl::matmul prim;
   dnnl::memory weights;
   dnnl::memory bias;  // empty without bias
   dnnl::memory::desc src_md, dst_md, scratch_md;
 };
+
+// The src/dst/scratchpad memory objects of one entry on the calling thread, re-pointed at
+// each call's buffers (set_data_handle) instead of created per call. A few entries per
+// thread, most recently used first; keyed by MatmulEntry::id so an entry of an unloaded
+// model is never confused with a new one.
+struct ThreadMemories {
+  uint64_t id = 0;
+  dnnl::memory src, dst, scratch;
+};
+constexpr size_t kThreadMemoryEntries = 16;
+
+ThreadMemories& MemoriesFor(const MatmulEntry& e, const dnnl::engine& eng, void* scratch) {
+  thread_local std::vector<ThreadMemories> cache;
+  for (size_t i = 0; i < cache.size(); ++i) {
+    if (cache[i].id == e.id) {
+      if (i != 0)
+        std::rotate(cache.begin(), cache.begin() + static_cast<std::ptrdiff_t>(i),
+                    cache.begin() + static_cast<std::ptrdiff_t>(i) + 1);
+      return cache.front();
+    }
+  }
+  ThreadMemories t;
+  t.id = e.id;
+  t.src = dnnl::memory(e.src_md, eng, DNNL_MEMORY_NONE);
+  t.dst = dnnl::memory(e.dst_md, eng, DNNL_MEMORY_NONE);
+  t.scratch = dnnl::memory(e.scratch_md, eng, scratch);
+  if (cache.size() == kThreadMemoryEntries) cache.pop_back();
+  cache.insert(cache.begin(), std::move(t));
+  return cache.front();
+}
 
 }  // namespace
 
@@ -140,6 +172,8 @@ struct ConstBSgemm::Cache {
       const dnnl::engine& eng = CpuEngine();
       auto e = std::make_unique<MatmulEntry>();
       e->m = m;
+      static std::atomic<uint64_t> next_id{1};
+      e->id = next_id.fetch_add(1, std::memory_order_relaxed);
       e->src_md = memory::desc({m, g.k_}, f32, tag::ab);
       e->dst_md = memory::desc({m, g.n_}, f32, tag::ab);
       const memory::desc w_any({g.k_, g.n_}, f32, tag::any);
@@ -209,13 +243,14 @@ void ConstBSgemm::Run(const float* x, int64_t m, float* y) const {
         thread_local std::vector<char> scratch;
         const size_t scratch_bytes = e->scratch_md.get_size();
         if (scratch.size() < scratch_bytes) scratch.resize(scratch_bytes);
-        dnnl::memory src(e->src_md, eng, const_cast<float*>(x));
-        dnnl::memory dst(e->dst_md, eng, y);
-        dnnl::memory sp(e->scratch_md, eng, scratch.data());
-        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, src.get()},
+        ThreadMemories& mem = MemoriesFor(*e, eng, scratch.data());
+        mem.src.set_data_handle(const_cast<float*>(x));
+        mem.dst.set_data_handle(y);
+        mem.scratch.set_data_handle(scratch.data());  // the buffer may have grown
+        dnnl_exec_arg_t args[5] = {{DNNL_ARG_SRC, mem.src.get()},
                                    {DNNL_ARG_WEIGHTS, e->weights.get()},
-                                   {DNNL_ARG_DST, dst.get()},
-                                   {DNNL_ARG_SCRATCHPAD, sp.get()},
+                                   {DNNL_ARG_DST, mem.dst.get()},
+                                   {DNNL_ARG_SCRATCHPAD, mem.scratch.get()},
                                    {DNNL_ARG_BIAS, e->bias ? e->bias.get() : nullptr}};
         // The C entry point: no argument map to build on every call.
         dnnl::error::wrap_c_api(

@@ -99,7 +99,7 @@ class GemmKernel final : public Kernel {
           " do not match (transA=" + std::to_string(ta_) + ", transB=" + std::to_string(tb_) + ")");
     }
     RETURN_IF_ERROR(CheckBlasDims(m, n, k));
-    const std::vector<int64_t> out_shape{m, n};
+    const Shape out_shape{m, n};
     if (c && !CanBroadcastTo(c->shape(), out_shape)) {
       return InvalidInput("Gemm C of shape " + ShapeToString(c->shape()) +
                           " cannot be broadcast to " + ShapeToString(out_shape));
@@ -180,7 +180,7 @@ class MatMulKernel final : public Kernel {
     std::span<const int64_t> b_batch(bs.data(), bs.size() - 2);
     std::vector<int64_t> batch;
     RETURN_IF_ERROR(BroadcastShape(a_batch, b_batch, &batch));
-    std::vector<int64_t> out_shape = batch;
+    Shape out_shape = batch;
     if (!a_vec) out_shape.push_back(m);
     if (!b_vec) out_shape.push_back(n);
 

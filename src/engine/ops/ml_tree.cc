@@ -691,12 +691,20 @@ class TreeEnsembleKernel final : public Kernel {
       ASSIGN_OR_RETURN(labels,
                        NewTensor(cfg_.string_labels.empty() ? DType::kInt64 : DType::kString, {n}));
     }
-    std::vector<int64_t> label_idx(classifier ? static_cast<size_t>(n) : 0);
+    // Per-thread scratch reused across runs (no allocation per inference once warm); a
+    // batch beyond kMaxReusedRows gets its own buffer so one huge request does not pin
+    // memory in the thread.
+    constexpr int64_t kMaxReusedRows = int64_t{1} << 16;
+    thread_local std::vector<int64_t> reused_label_idx;
+    std::vector<int64_t> own_label_idx;
+    std::vector<int64_t>& label_idx = n <= kMaxReusedRows ? reused_label_idx : own_label_idx;
+    label_idx.resize(classifier ? static_cast<size_t>(n) : 0);
     Out* zd = z.data<Out>();
     const BlockFinder<X, T> find = ChooseFinder<X, T>(trees);
     const TreeNode<T>* leaves[kRowBlock];
     const int64_t block = std::min(n, kRowBlock);
-    std::vector<Score<A>> scores(static_cast<size_t>(block * targets));
+    thread_local std::vector<Score<A>> scores;  // block * targets: bounded by the model
+    scores.assign(static_cast<size_t>(block * targets), Score<A>{});
     const size_t n_trees = trees.roots.size();
     const A origin =
         cfg_.base_values.size() == 1 ? static_cast<A>(static_cast<T>(cfg_.base_values[0])) : A(0);

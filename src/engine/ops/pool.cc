@@ -138,7 +138,7 @@ class PoolKernel final : public Kernel {
                           ShapeToString(x->shape()));
     }
     ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, attrs_.kernel_shape));
-    std::vector<int64_t> out_shape{x->dim(0), x->dim(1)};
+    Shape out_shape{x->dim(0), x->dim(1)};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);
     const bool want_indices = kind_ == PoolKind::kMax && ctx.num_outputs() > 1;
@@ -358,7 +358,7 @@ class GlobalPoolKernel final : public Kernel {
     const Tensor* x = ctx.input(0);
     if (!x) return InvalidInput(std::string(name_) + " needs an input");
     if (x->rank() < 2) return InvalidInput(std::string(name_) + " input must have rank >= 2");
-    std::vector<int64_t> out_shape{x->dim(0), x->dim(1)};
+    Shape out_shape{x->dim(0), x->dim(1)};
     out_shape.resize(x->rank(), 1);
     const int64_t planes = x->dim(0) * x->dim(1);
     const int64_t size = planes == 0 ? 0 : x->numel() / planes;

@@ -60,15 +60,17 @@ inline A Combine(A acc, A v) {
 }
 
 // Collapsed iteration space: alternating runs of kept and reduced dims.
+// Shapes hold the per-dim values inline, so planning allocates nothing for ordinary ranks.
 struct ReducePlan {
-  std::vector<int64_t> dims;        // collapsed input dims
-  std::vector<bool> reduced;        // per collapsed dim
-  std::vector<int64_t> out_stride;  // output element stride per collapsed dim (0 if reduced)
+  Shape dims;        // collapsed input dims
+  Shape reduced;     // per collapsed dim: 1 if reduced, else 0
+  Shape out_stride;  // output element stride per collapsed dim (0 if reduced)
   int64_t out_numel = 1;
   int64_t reduce_count = 1;
 };
 
-ReducePlan MakeReducePlan(const std::vector<int64_t>& shape, const std::vector<bool>& mask) {
+// `mask[d]` is 1 where input dim d is reduced.
+ReducePlan MakeReducePlan(std::span<const int64_t> shape, const Shape& mask) {
   ReducePlan p;
   for (size_t i = 0; i < shape.size(); ++i) {
     if (shape[i] == 1) continue;
@@ -105,7 +107,7 @@ void ReduceTyped(const Tensor& x, const ReducePlan& p, Tensor* out) {
     std::vector<A> mx(static_cast<size_t>(n_out), -std::numeric_limits<A>::infinity());
     auto walk = [&](auto&& fn) {
       const size_t k = p.dims.size();
-      std::vector<int64_t> idx(k, 0);
+      Shape idx(k, 0);  // inline for ordinary ranks
       int64_t o = 0;
       const int64_t n = x.numel();
       for (int64_t i = 0; i < n; ++i) {
@@ -139,7 +141,7 @@ void ReduceTyped(const Tensor& x, const ReducePlan& p, Tensor* out) {
     } else if (p.reduced[k - 1] && p.out_stride[k - 1] == 0) {
       // Innermost run is reduced: contiguous inner sums.
       const int64_t len = p.dims[k - 1];
-      std::vector<int64_t> idx(k, 0);
+      Shape idx(k, 0);  // inline for ordinary ranks
       int64_t o = 0;
       for (int64_t base = 0; base < n; base += len) {
         A a = acc[o];
@@ -157,7 +159,7 @@ void ReduceTyped(const Tensor& x, const ReducePlan& p, Tensor* out) {
     } else {
       // Innermost run is kept: accumulate rows into the output row.
       const int64_t len = p.dims[k - 1];
-      std::vector<int64_t> idx(k, 0);
+      Shape idx(k, 0);  // inline for ordinary ranks
       int64_t o = 0;
       for (int64_t base = 0; base < n; base += len) {
         A* arow = acc.data() + o;
@@ -203,24 +205,26 @@ class ReduceKernel final : public Kernel {
   Status Run(KernelContext& ctx) const override {
     const Tensor* x = ctx.input(0);
     if (!x) return InvalidInput(std::string(name_) + " needs an input");
-    std::vector<int64_t> axes = axes_;
+    std::vector<int64_t> input_axes;  // only when axes come from an input
+    std::span<const int64_t> axes = axes_;
     if (axes_input_ && ctx.input(1)) {
-      ASSIGN_OR_RETURN(axes, ReadInt64s(*ctx.input(1), "axes"));
+      ASSIGN_OR_RETURN(input_axes, ReadInt64s(*ctx.input(1), "axes"));
+      axes = input_axes;
     }
     const int64_t rank = static_cast<int64_t>(x->rank());
-    std::vector<bool> mask(static_cast<size_t>(rank), false);
+    Shape mask(static_cast<size_t>(rank), 0);  // 1 = reduced
     if (axes.empty()) {
       if (noop_empty_) {
         *ctx.outputs[0] = *x;
         return Status::Ok();
       }
-      mask.assign(static_cast<size_t>(rank), true);
+      mask.assign(static_cast<size_t>(rank), 1);
     }
     for (int64_t a : axes) {
       ASSIGN_OR_RETURN(int64_t ax, NormalizeAxis(a, rank));
-      mask[static_cast<size_t>(ax)] = true;
+      mask[static_cast<size_t>(ax)] = 1;
     }
-    std::vector<int64_t> out_shape;
+    Shape out_shape;
     for (int64_t d = 0; d < rank; ++d) {
       if (!mask[d]) {
         out_shape.push_back(x->dim(d));
@@ -270,7 +274,7 @@ class ArgKernel final : public Kernel {
     const int64_t n = x->dim(axis);
     if (n == 0) return InvalidInput(std::string(name) + " over an empty axis");
     int64_t outer = 1, inner = 1;
-    std::vector<int64_t> out_shape;
+    Shape out_shape;
     for (int64_t d = 0; d < rank; ++d) {
       if (d < axis) outer *= x->dim(d);
       if (d > axis) inner *= x->dim(d);

@@ -155,7 +155,7 @@ class ResizeKernel final : public Kernel {
       return InvalidInput("element type string is not supported by " + std::string(a_.name));
     }
     ASSIGN_OR_RETURN(std::vector<AxisGeom> geom, Geometry(*x, ctx));
-    std::vector<int64_t> out_shape(geom.size());
+    Shape out_shape(geom.size());
     for (size_t d = 0; d < geom.size(); ++d) out_shape[d] = geom[d].out;
     std::vector<AxisTaps> taps(geom.size());
     bool identity = true;

@@ -79,7 +79,7 @@ class GridSampleKernel final : public Kernel {
                           " does not match X shape " + ShapeToString(x->shape()) +
                           " (expected (N, spatial out..., " + std::to_string(r) + "))");
     }
-    std::vector<int64_t> out_shape{x->dim(0), x->dim(1)};
+    Shape out_shape{x->dim(0), x->dim(1)};
     for (size_t i = 1; i + 1 < rank; ++i) out_shape.push_back(grid->dim(i));
     return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "GridSample", [&](auto xtag) -> Status {
       using T = decltype(xtag);
@@ -233,7 +233,7 @@ class AffineGridKernel final : public Kernel {
                           " does not match size (expected (" + std::to_string(size[0]) + ", " +
                           std::to_string(k) + ", " + std::to_string(k + 1) + "))");
     }
-    std::vector<int64_t> out_shape{size[0]};
+    Shape out_shape{size[0]};
     out_shape.insert(out_shape.end(), size.begin() + 2, size.end());
     out_shape.push_back(k);
     // Normalised coordinates along one spatial dim.

@@ -885,7 +885,7 @@ class GatherNDKernel final : public Kernel {
     for (int64_t d = 0; d < b; ++d) {
       if (idx->dim(d) != x->dim(d)) return InvalidInput("GatherND batch dims differ");
     }
-    std::vector<int64_t> out_shape(idx->shape().begin(), idx->shape().end() - 1);
+    Shape out_shape(idx->shape().begin(), idx->shape().end() - 1);
     out_shape.insert(out_shape.end(), x->shape().begin() + b + m, x->shape().end());
     int64_t batch = 1, slice = 1, per_batch = 1;
     for (int64_t d = 0; d < b; ++d) batch *= x->dim(d);

@@ -48,7 +48,7 @@ class CenterCropPadKernel final : public Kernel {
       return InvalidInput("CenterCropPad shape has " + std::to_string(target.size()) +
                           " entries for " + std::to_string(axes.size()) + " axes");
     }
-    std::vector<int64_t> out_shape = x->shape();
+    Shape out_shape = x->shape();
     std::vector<int64_t> in_start(static_cast<size_t>(rank), 0);
     std::vector<int64_t> out_start(static_cast<size_t>(rank), 0);
     std::vector<int64_t> len = x->shape();  // extent of the copied block
@@ -305,7 +305,7 @@ class MaxUnpoolKernel final : public Kernel {
       if (v < 0) return InvalidInput("MaxUnpool output size is negative");
       inferred.push_back(v);
     }
-    std::vector<int64_t> out_shape = inferred;
+    Shape out_shape = inferred;
     if (const Tensor* os = ctx.input(2)) {
       ASSIGN_OR_RETURN(out_shape, ReadInt64s(*os, "MaxUnpool output_shape"));
       if (out_shape.size() != inferred.size()) {
@@ -466,7 +466,7 @@ class Col2ImKernel final : public Kernel {
                           std::to_string(n_blocks) + ")");
     }
     const int64_t N = x->dim(0), C = x->dim(1) / block_size;
-    std::vector<int64_t> out_shape{N, C};
+    Shape out_shape{N, C};
     out_shape.insert(out_shape.end(), image.begin(), image.end());
     return Dispatch<SERVEML_NUMERIC_TYPES>(x->dtype(), "Col2Im", [&](auto tag) -> Status {
       using T = decltype(tag);

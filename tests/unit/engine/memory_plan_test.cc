@@ -393,6 +393,46 @@ TEST(MemoryPlan, SteadyStateTreeRunTakesNoIntermediateMemoryFromTheHeap) {
 #endif
 }
 
+// X[N, 3, 16, 16] -> Conv(8, 3x3, pad 1) -> Relu -> MaxPool 2x2 -> Conv(16, 3x3, pad 1) ->
+// Relu -> GlobalAveragePool -> Flatten -> Gemm(16x4) -> Y[N, 4].
+std::string CnnModel() {
+  const std::string pads = AttrInts("pads", {1, 1, 1, 1});
+  return ModelBytes(Graph(
+      {Node("Conv", {"X", "C1", "CB1"}, {"H1"}, {pads}), Node("Relu", {"H1"}, {"R1"}),
+       Node("MaxPool", {"R1"}, {"P1"},
+            {AttrInts("kernel_shape", {2, 2}), AttrInts("strides", {2, 2})}),
+       Node("Conv", {"P1", "C2", "CB2"}, {"H2"}, {pads}), Node("Relu", {"H2"}, {"R2"}),
+       Node("GlobalAveragePool", {"R2"}, {"G"}), Node("Flatten", {"G"}, {"F"}),
+       Node("Gemm", {"F", "W", "B"}, {"Y"})},
+      {FloatTensor("C1", {8, 3, 3, 3}, Weights(8 * 27, 0.2f)),
+       FloatTensor("CB1", {8}, Weights(8, 0.01f)),
+       FloatTensor("C2", {16, 8, 3, 3}, Weights(16 * 72, 0.1f)),
+       FloatTensor("CB2", {16}, Weights(16, 0.01f)), FloatTensor("W", {16, 4}, Weights(64, 0.1f)),
+       FloatTensor("B", {4}, Weights(4, 0.01f))},
+      {ValueInfo("X", 1, {-1, 3, 16, 16})}, {ValueInfo("Y", 1, {-1, 4})}));
+}
+
+// The engine's own kernels (small-batch GEMM, direct convolution, pooling) keep every shape
+// inline and every intermediate in the arena: once warm, a run's only heap allocations are
+// its results. Counted per run: the caller's input vector, the returned output vector, the
+// output tensor's buffer and that buffer's shared ownership record.
+TEST(MemoryPlan, SteadyStateRunsAllocateOnlyTheirResults) {
+  auto mlp = Load(MlpModel());
+  auto cnn = Load(CnnModel());
+  ASSERT_TRUE(mlp && cnn);
+  const RunCounts m = SteadyRun(*mlp, Input(4, 64, 0), 20);  // batch <= 8: in-house GEMM
+  std::vector<float> pixels(2 * 3 * 16 * 16);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<float>(i % 17) / 8 - 1;
+  const RunCounts c = SteadyRun(*cnn, Tensor::From<float>({2, 3, 16, 16}, pixels), 20);
+#ifdef SERVEML_COUNT_ALLOCS
+  EXPECT_EQ(m.allocs, 4u);
+  EXPECT_EQ(c.allocs, 4u);
+#else
+  (void)m;
+  (void)c;
+#endif
+}
+
 TEST(MemoryPlan, VaryingBatchSizesStayBounded) {
   auto m = Load(MlpModel());
   ASSERT_TRUE(m);
