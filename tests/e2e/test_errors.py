@@ -93,12 +93,12 @@ def test_deploy_errors(user):
     assert r.status_code in (400, 422) and r.json()["error"]["message"]
     # Unsupported operator is named.
     from onnx import TensorProto, helper
-    g = helper.make_graph([helper.make_node("Det", ["x"], ["y"])], "det",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 2])],
-                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])])
+    g = helper.make_graph([helper.make_node("DFT", ["x"], ["y"])], "dft",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 1])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4, 2])])
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
-    d = user.deploy(m.SerializeToString(), name="det")
-    assert d["status"] == "failed" and "Det" in d["error_message"], d
+    d = user.deploy(m.SerializeToString(), name="dft")
+    assert d["status"] == "failed" and "DFT" in d["error_message"], d
 
 
 def test_not_found_shapes(user):

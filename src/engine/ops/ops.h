@@ -107,6 +107,17 @@ Result<KernelPtr> MakeEinsum(const KernelInit& init);
 // attention.cc
 Result<KernelPtr> MakeAttention(const KernelInit& init);
 Result<KernelPtr> MakeRotaryEmbedding(const KernelInit& init);
+// text.cc
+Result<KernelPtr> MakeStringNormalizer(const KernelInit& init);
+Result<KernelPtr> MakeStringConcat(const KernelInit& init);
+Result<KernelPtr> MakeStringSplit(const KernelInit& init);
+Result<KernelPtr> MakeRegexFullMatch(const KernelInit& init);
+Result<KernelPtr> MakeTfIdfVectorizer(const KernelInit& init);
+// loss.cc
+Result<KernelPtr> MakeNegativeLogLikelihoodLoss(const KernelInit& init);
+Result<KernelPtr> MakeSoftmaxCrossEntropyLoss(const KernelInit& init);
+// linalg.cc
+Result<KernelPtr> MakeDet(const KernelInit& init);
 // ml_linear.cc (ai.onnx.ml)
 Result<KernelPtr> MakeLinearClassifier(const KernelInit& init);
 Result<KernelPtr> MakeLinearRegressor(const KernelInit& init);
