@@ -61,7 +61,8 @@ SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m p
   tests/e2e/test_sklearn_svm_neighbors.py::test_inconsistent_svm_files_fail_cleanly \
   tests/e2e/test_sklearn_svm_neighbors.py::test_inconsistent_knn_files_fail_cleanly \
   tests/e2e/test_sklearn_composites.py::test_malformed_composites_fail_cleanly \
-  tests/e2e/test_sklearn_composites.py::test_column_transformer_dataframe_named_features 2>&1 | tee build/test-results/e2e-asan.log
+  tests/e2e/test_sklearn_composites.py::test_column_transformer_dataframe_named_features \
+  tests/e2e/test_control_flow.py tests/e2e/test_nn_kernels.py 2>&1 | tee build/test-results/e2e-asan.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e-asan.log
 
@@ -69,6 +70,14 @@ echo "== ONNX backend conformance (release binary) =="
 SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider tests/ops 2>&1 | tee build/test-results/ops.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/ops.log
+
+# The same ~1,800 backend cases through the ASan/UBSan binary: every operator kernel on the
+# spec's own inputs (edge shapes, empty tensors, broadcasting) with memory and UB checks; a
+# sanitizer report fails the case, and a listed case that fails is a regression.
+echo "== ONNX backend conformance (ASan/UBSan binary) =="
+SERVEML_BINARY=$PWD/build-asan/serveml .venv/bin/python -m pytest -q -p no:cacheprovider tests/ops 2>&1 | tee build/test-results/ops-asan.log
+st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
+count_pytest build/test-results/ops-asan.log
 
 echo "== Python SDK tests (release binary) =="
 SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider sdk/python/tests 2>&1 | tee build/test-results/sdk.log

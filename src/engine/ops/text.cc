@@ -34,6 +34,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "core/utf8.h"
 #include "engine/kernel.h"
 #include "engine/ops/broadcast.h"
 #include "engine/ops/dispatch.h"
@@ -90,24 +91,6 @@ bool DecodeUtf8(std::string_view s, size_t& i, char32_t& cp) {
   cp = v;
   i += len;
   return true;
-}
-
-void AppendUtf8(char32_t cp, std::string& out) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // ---- case mapping ---------------------------------------------------------------------------
@@ -196,8 +179,9 @@ Result<std::string> ChangeCase(std::string_view s, CaseAction action, bool ascii
       return InvalidInput("StringNormalizer input is not valid UTF-8 (byte offset " +
                           std::to_string(i) + ")");
     }
-    AppendUtf8(action == CaseAction::kUpper ? ToUpperCp(cp, ascii_only) : ToLowerCp(cp, ascii_only),
-               out);
+    AppendUtf8(out,
+               static_cast<uint32_t>(action == CaseAction::kUpper ? ToUpperCp(cp, ascii_only)
+                                                                  : ToLowerCp(cp, ascii_only)));
   }
   return out;
 }

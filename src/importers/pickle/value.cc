@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/utf8.h"
+
 namespace serveml::importers::pickle {
 namespace {
 
@@ -208,21 +210,7 @@ Result<std::vector<std::string>> NdArray::ToStrings() const {
         uint32_t cp = Load<uint32_t>(data.data() + i * dtype.itemsize + c * 4, dtype.big_endian);
         if (cp == 0) break;
         if (cp > 0x10FFFF) cp = 0xFFFD;
-        if (cp < 0x80) {
-          s += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-          s += static_cast<char>(0xC0 | (cp >> 6));
-          s += static_cast<char>(0x80 | (cp & 0x3F));
-        } else if (cp < 0x10000) {
-          s += static_cast<char>(0xE0 | (cp >> 12));
-          s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-          s += static_cast<char>(0x80 | (cp & 0x3F));
-        } else {
-          s += static_cast<char>(0xF0 | (cp >> 18));
-          s += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-          s += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-          s += static_cast<char>(0x80 | (cp & 0x3F));
-        }
+        AppendUtf8(s, cp);
       }
       out.push_back(std::move(s));
     }

@@ -6,6 +6,8 @@
 #include <cstring>
 #include <limits>
 
+#include "core/utf8.h"
+
 namespace serveml::importers::xgboost {
 
 const Value* Value::Find(std::string_view key) const {
@@ -36,24 +38,6 @@ void AppendToArray(Value& arr, Value&& v) {
     arr.numbers.shrink_to_fit();
   }
   arr.items.push_back(std::move(v));
-}
-
-void AppendUtf8(std::string& out, uint32_t cp) {
-  if (cp < 0x80) {
-    out += static_cast<char>(cp);
-  } else if (cp < 0x800) {
-    out += static_cast<char>(0xC0 | (cp >> 6));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else if (cp < 0x10000) {
-    out += static_cast<char>(0xE0 | (cp >> 12));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  } else {
-    out += static_cast<char>(0xF0 | (cp >> 18));
-    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
-    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
-    out += static_cast<char>(0x80 | (cp & 0x3F));
-  }
 }
 
 // Reads a decimal number token: integers exactly (as double), reals as float32 (see header).
