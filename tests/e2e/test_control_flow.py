@@ -19,6 +19,8 @@ from onnx import TensorProto, helper, numpy_helper
 
 ort = pytest.importorskip("onnxruntime")
 
+from test_engine_run import ort_run  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("SERVEML_BINARY", REPO / "build" / "serveml"))
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
@@ -52,13 +54,6 @@ def serveml_run(model: onnx.ModelProto, inputs: list[np.ndarray],
             t.ParseFromString((out_dir / f"{o.name}.pb").read_bytes())
             outputs[o.name] = numpy_helper.to_array(t)
     return proc, outputs
-
-
-def ort_run(model: onnx.ModelProto, inputs: list[np.ndarray]) -> dict:
-    sess = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    feeds = {i.name: a for i, a in zip(sess.get_inputs(), inputs)}
-    names = [o.name for o in sess.get_outputs()]
-    return dict(zip(names, sess.run(names, feeds)))
 
 
 def assert_matches_ort(model: onnx.ModelProto, inputs: list[np.ndarray], tmp: Path):
