@@ -19,16 +19,6 @@ namespace serveml::engine {
 namespace {
 
 template <typename T>
-void Gemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda, const T* b,
-          int64_t ldb, T beta, T* c, int64_t ldc) {
-  if constexpr (std::is_same_v<T, float>) {
-    Sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, beta, c, ldc);
-  } else {
-    Dgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, beta, c, ldc);
-  }
-}
-
-template <typename T>
 std::vector<T>& Scratch() {
   thread_local std::vector<T> buf;
   return buf;
@@ -242,8 +232,8 @@ class ConvKernel final : public Kernel {
             }
           }
           if (kdim > 0) {
-            Gemm<T>(false, false, mg, out_size, kdim, pw + g * mg * kdim, kdim, cols, out_size,
-                    pb ? T(1) : T(0), yg, out_size);
+            GemmAny<T>(false, false, mg, out_size, kdim, T(1), pw + g * mg * kdim, kdim, cols,
+                       out_size, pb ? T(1) : T(0), yg, out_size);
           }
           if (relu_) {
             ApplyRelu(yg, mg * out_size);
@@ -381,8 +371,8 @@ class ConvTransposeKernel final : public Kernel {
           const T* xg = px + (i * c + g * cg) * in_size;
           const T* wg = pw + g * cg * mg * ksize;
           // col[mg*ksize, in] = W_g^T [mg*ksize, cg] x X_g [cg, in]
-          Gemm<T>(true, false, mg * ksize, in_size, cg, wg, mg * ksize, xg, in_size, T(0),
-                  col.data(), in_size);
+          GemmAny<T>(true, false, mg * ksize, in_size, cg, T(1), wg, mg * ksize, xg, in_size, T(0),
+                     col.data(), in_size);
           Col2Im<T>(col.data(), mg, w, py + (i * m + g * mg) * out_size);
         }
       }

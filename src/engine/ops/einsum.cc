@@ -235,23 +235,7 @@ Result<Operand<T>> Materialize(const Operand<T>& op, const std::vector<int>& ids
 template <typename T>
 void MatProduct(bool ta, bool tb, int64_t m, int64_t n, int64_t k, const T* a, int64_t lda,
                 const T* b, int64_t ldb, T* c, int64_t ldc) {
-  if constexpr (std::is_same_v<T, float>) {
-    Sgemm(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c, ldc);
-  } else if constexpr (std::is_same_v<T, double>) {
-    Dgemm(ta, tb, m, n, k, 1.0, a, lda, b, ldb, 0.0, c, ldc);
-  } else {
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        T acc = 0;
-        for (int64_t p = 0; p < k; ++p) {
-          const T av = ta ? a[p * lda + i] : a[i * lda + p];
-          const T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
-          acc = static_cast<T>(acc + av * bv);
-        }
-        c[i * ldc + j] = acc;
-      }
-    }
-  }
+  GemmAny<T>(ta, tb, m, n, k, T(1), a, lda, b, ldb, T(0), c, ldc);
 }
 
 std::vector<int> JoinIds(std::initializer_list<const std::vector<int>*> parts) {

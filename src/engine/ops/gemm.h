@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 namespace serveml::engine {
@@ -25,6 +26,34 @@ void Sgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha, const
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void Dgemm(bool ta, bool tb, int64_t m, int64_t n, int64_t k, double alpha, const double* a,
            int64_t lda, const double* b, int64_t ldb, double beta, double* c, int64_t ldc);
+
+// C[m, n] = alpha * op(A) * op(B) + beta * C for any arithmetic T, row-major; lda/ldb/ldc are
+// the row strides as stored. float and double go through Sgemm/Dgemm; other types (integer
+// MatMul, Einsum) through a plain loop in T's own arithmetic. With beta == 0, C is only
+// written.
+template <typename T>
+void GemmAny(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t lda,
+             const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
+  if (m == 0 || n == 0) return;
+  if constexpr (std::is_same_v<T, float>) {
+    Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else if constexpr (std::is_same_v<T, double>) {
+    Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+  } else {
+    for (int64_t i = 0; i < m; ++i) {
+      for (int64_t j = 0; j < n; ++j) {
+        T acc = 0;
+        for (int64_t p = 0; p < k; ++p) {
+          const T av = ta ? a[p * lda + i] : a[i * lda + p];
+          const T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
+          acc = static_cast<T>(acc + av * bv);
+        }
+        const T prev = beta == T(0) ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
+        c[i * ldc + j] = static_cast<T>(alpha * acc + prev);
+      }
+    }
+  }
+}
 
 // Y[M, N] = X[M, K] * W[K, N] (+ bias[N]) for a W fixed at load (Gemm with a constant B).
 // With oneDNN, M > kSmallM (and at least ~0.5M multiply-adds) runs its matmul primitive with W

@@ -18,32 +18,6 @@
 namespace serveml::engine {
 namespace {
 
-// C[M,N] = alpha * op(A) * op(B) + beta * C, row-major. lda/ldb are the row strides of
-// A and B as stored.
-template <typename T>
-void GemmRowMajor(bool ta, bool tb, int64_t m, int64_t n, int64_t k, T alpha, const T* a,
-                  int64_t lda, const T* b, int64_t ldb, T beta, T* c, int64_t ldc) {
-  if (m == 0 || n == 0) return;
-  if constexpr (std::is_same_v<T, float>) {
-    Sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  } else if constexpr (std::is_same_v<T, double>) {
-    Dgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-  } else {
-    for (int64_t i = 0; i < m; ++i) {
-      for (int64_t j = 0; j < n; ++j) {
-        T acc = 0;
-        for (int64_t p = 0; p < k; ++p) {
-          const T av = ta ? a[p * lda + i] : a[i * lda + p];
-          const T bv = tb ? b[j * ldb + p] : b[p * ldb + j];
-          acc = static_cast<T>(acc + av * bv);
-        }
-        T prev = beta == T(0) ? T(0) : static_cast<T>(beta * c[i * ldc + j]);
-        c[i * ldc + j] = static_cast<T>(alpha * acc + prev);
-      }
-    }
-  }
-}
-
 Status CheckBlasDims(int64_t m, int64_t n, int64_t k) {
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX) {
     return InvalidInput("matrix dimensions exceed the supported size");
@@ -130,8 +104,8 @@ class GemmKernel final : public Kernel {
         }
       }
       if (k > 0) {
-        GemmRowMajor<T>(ta_, tb_, m, n, k, static_cast<T>(alpha_), a->data<T>(), a->dim(1),
-                        b->data<T>(), b->dim(1), use_c ? T(1) : T(0), py, n);
+        GemmAny<T>(ta_, tb_, m, n, k, static_cast<T>(alpha_), a->data<T>(), a->dim(1), b->data<T>(),
+                   b->dim(1), use_c ? T(1) : T(0), py, n);
       } else if (!use_c) {
         std::fill(py, py + m * n, T(0));  // the buffer is not cleared beforehand
       }
@@ -208,20 +182,19 @@ class MatMulKernel final : public Kernel {
         // B is one matrix: fold A's batch into its rows, one GEMM call.
         const int64_t rows = a_batch_n * m;
         RETURN_IF_ERROR(CheckBlasDims(rows, n, k));
-        GemmRowMajor<T>(false, false, rows, n, k, T(1), pa, k, pb, n, T(0), py, n);
+        GemmAny<T>(false, false, rows, n, k, T(1), pa, k, pb, n, T(0), py, n);
       } else {
         BroadcastPlan plan = MakeBroadcastPlan(a_batch, b_batch, batch);
         int64_t out_index = 0;
-        ForEachBroadcastRun(
-            plan, [&](int64_t oa, int64_t ob, int64_t, int64_t len, int64_t sa, int64_t sb) {
-              for (int64_t i = 0; i < len; ++i) {
-                const T* ma = pa + (oa + i * sa) * m * k;
-                const T* mb = pb + (ob + i * sb) * k * n;
-                GemmRowMajor<T>(false, false, m, n, k, T(1), ma, k, mb, n, T(0),
-                                py + out_index * m * n, n);
-                ++out_index;
-              }
-            });
+        ForEachBroadcastRun(plan, [&](int64_t oa, int64_t ob, int64_t, int64_t len, int64_t sa,
+                                      int64_t sb) {
+          for (int64_t i = 0; i < len; ++i) {
+            const T* ma = pa + (oa + i * sa) * m * k;
+            const T* mb = pb + (ob + i * sb) * k * n;
+            GemmAny<T>(false, false, m, n, k, T(1), ma, k, mb, n, T(0), py + out_index * m * n, n);
+            ++out_index;
+          }
+        });
       }
       if (relu_) {
         ApplyRelu(py, y.numel());
