@@ -10,8 +10,11 @@ Each case is classified as
   pass         every test_data_set matched (dtype, shape and values),
   fail         a wrong value/shape/dtype, a crash, a timeout or a run-time error,
   unsupported  `serveml run` refused the case, naming an unsupported operator, element type or
-               value kind (the engine's "UNSUPPORTED" status or "... is not supported").
-Nothing is skipped: every case directory lands in one of the three buckets.
+               value kind (the engine's "UNSUPPORTED" status or "... is not supported"),
+  differs      a failing case listed in tests/ops/known_differences.txt: its expected data
+               contradicts the ONNX specification and onnxruntime, and the engine follows the
+               specification (the file says why, case by case).
+Nothing is skipped: every case directory lands in one of these buckets.
 
 Usage:
   run_conformance.py [--binary PATH] [--jobs 2] [--filter SUBSTR] [--verbose]
@@ -39,6 +42,7 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = Path(onnx.__file__).parent / "backend" / "test" / "data"
 SUITES = ("node", "simple", "pytorch-converted", "pytorch-operator")
 EXPECTED_FILE = Path(__file__).resolve().parent / "expected_passes.txt"
+KNOWN_DIFFERENCES_FILE = Path(__file__).resolve().parent / "known_differences.txt"
 RTOL, ATOL = 1e-3, 1e-7
 TIMEOUT_S = 60
 
@@ -50,7 +54,7 @@ UNSUPPORTED_RE = re.compile(r"UNSUPPORTED:|is not supported|are not supported|un
 class Result:
     name: str       # "node/test_abs"
     op: str         # operator the case is attributed to (or the suite name)
-    outcome: str    # "pass" | "fail" | "unsupported"
+    outcome: str    # "pass" | "fail" | "unsupported" | "differs"
     detail: str = ""
 
 
@@ -220,21 +224,46 @@ def run_all(binary: Path, jobs: int = 2, name_filter: str | None = None,
             results.append(f.result())
             if progress and (i + 1) % 200 == 0:
                 print(f"  ... {i + 1}/{len(cases)}", file=sys.stderr)
+    known = read_known_differences()
+    for r in results:
+        if r.outcome == "fail" and r.name in known:
+            r.outcome = "differs"
+            r.detail = f"{known[r.name]} ({r.detail})"
     results.sort(key=lambda r: r.name)
     return results
+
+
+def read_known_differences() -> dict[str, str]:
+    """{case name: reason} from tests/ops/known_differences.txt."""
+    if not KNOWN_DIFFERENCES_FILE.exists():
+        return {}
+    out = {}
+    for ln in KNOWN_DIFFERENCES_FILE.read_text().splitlines():
+        ln = ln.strip()
+        if ln and not ln.startswith("#"):
+            name, _, reason = ln.partition(" ")
+            out[name] = reason.strip()
+    return out
 
 
 def summary(results: list[Result]) -> str:
     by_op: dict[str, collections.Counter] = collections.defaultdict(collections.Counter)
     for r in results:
         by_op[r.op][r.outcome] += 1
-    lines = [f"{'operator':28s} {'pass':>5s} {'fail':>5s} {'unsup':>5s}"]
+    lines = [f"{'operator':28s} {'pass':>5s} {'fail':>5s} {'unsup':>5s} {'differ':>6s}"]
     for op in sorted(by_op, key=str.lower):
         c = by_op[op]
-        lines.append(f"{op:28s} {c['pass']:5d} {c['fail']:5d} {c['unsupported']:5d}")
+        lines.append(f"{op:28s} {c['pass']:5d} {c['fail']:5d} {c['unsupported']:5d} "
+                     f"{c['differs']:6d}")
     total = collections.Counter(r.outcome for r in results)
-    lines.append(f"TOTAL: {total['pass']} pass, {total['fail']} fail, "
+    differs = f", {total['differs']} differ (known_differences.txt)" if total["differs"] else ""
+    lines.append(f"TOTAL: {total['pass']} pass, {total['fail']} fail{differs}, "
                  f"{total['unsupported']} unsupported, {len(results)} cases")
+    known = read_known_differences()
+    now_pass = sorted(r.name for r in results if r.outcome == "pass" and r.name in known)
+    if now_pass:
+        lines.append("listed in known_differences.txt but passing now (remove them): " +
+                     ", ".join(now_pass))
     return "\n".join(lines)
 
 

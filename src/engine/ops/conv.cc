@@ -24,51 +24,7 @@ std::vector<T>& Scratch() {
   return buf;
 }
 
-// col[(c, kd, kh, kw), (od, oh, ow)] from x[c, id, ih, iw] (zero outside the input).
-template <typename T>
-void Im2Col(const T* x, int64_t channels, const Window3& w, T* col) {
-  const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
-  const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
-  T* dst = col;
-  for (int64_t c = 0; c < channels; ++c) {
-    const T* xc = x + c * in_size;
-    for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
-      for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
-        for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
-          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
-          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
-          const int64_t sw = w.stride[2];
-          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
-          ow_lo = std::min(ow_lo, w.out[2]);
-          ow_hi = std::max(ow_lo, std::min(ow_hi, w.out[2]));
-          for (int64_t od = 0; od < w.out[0]; ++od) {
-            const int64_t id = od * w.stride[0] - w.pad[0] + kd * w.dilation[0];
-            for (int64_t oh = 0; oh < w.out[1]; ++oh) {
-              const int64_t ih = oh * w.stride[1] - w.pad[1] + kh * w.dilation[1];
-              T* row = dst + (od * w.out[1] + oh) * w.out[2];
-              if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
-                std::fill(row, row + w.out[2], T(0));
-                continue;
-              }
-              const T* xrow = xc + (id * w.in[1] + ih) * w.in[2] + off_w;
-              std::fill(row, row + ow_lo, T(0));
-              if (sw == 1) {
-                std::copy(xrow + ow_lo, xrow + ow_hi, row + ow_lo);
-              } else {
-                for (int64_t ow = ow_lo; ow < ow_hi; ++ow) row[ow] = xrow[ow * sw];
-              }
-              std::fill(row + ow_hi, row + w.out[2], T(0));
-            }
-          }
-          dst += out_size;
-        }
-      }
-    }
-  }
-}
-
-// y[c, od, oh, ow] += col[(c, kd, kh, kw), (id, ih, iw)] — the adjoint of Im2Col, with
+// y[c, od, oh, ow] += col[(c, kd, kh, kw), (id, ih, iw)] — the adjoint of Im2Col (spatial.h), with
 // `w.in` the ConvTranspose input dims and `w.out` its output dims.
 template <typename T>
 void Col2Im(const T* col, int64_t channels, const Window3& w, T* y) {
@@ -221,7 +177,7 @@ class ConvKernel final : public Kernel {
           T* yg = py + (i * m + g * mg) * out_size;
           const T* cols = xg;
           if (!direct) {
-            Im2Col<T>(xg, cg, w, col.data());
+            Im2Col(xg, cg, w, col.data(), Im2ColCopy{});
             cols = col.data();
           }
           // The output buffer is not cleared beforehand (it may hold anything): every

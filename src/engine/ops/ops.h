@@ -26,6 +26,15 @@ Result<KernelPtr> MakeHardmax(const KernelInit& init);
 void InitBlasThreads();
 Result<KernelPtr> MakeGemm(const KernelInit& init);
 Result<KernelPtr> MakeMatMul(const KernelInit& init);
+// quantize.cc
+Result<KernelPtr> MakeQuantizeLinear(const KernelInit& init);
+Result<KernelPtr> MakeDequantizeLinear(const KernelInit& init);
+Result<KernelPtr> MakeDynamicQuantizeLinear(const KernelInit& init);
+// qlinear.cc
+Result<KernelPtr> MakeMatMulInteger(const KernelInit& init);
+Result<KernelPtr> MakeConvInteger(const KernelInit& init);
+Result<KernelPtr> MakeQLinearMatMul(const KernelInit& init);
+Result<KernelPtr> MakeQLinearConv(const KernelInit& init);
 // reduce.cc
 Result<KernelPtr> MakeArgMax(const KernelInit& init);  // ArgMax, ArgMin
 Result<KernelPtr> MakeReduce(const KernelInit& init);  // ReduceSum/Mean/Max/Min/Prod/L1/L2/...

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "core/status.h"
@@ -72,5 +73,60 @@ struct Window3 {
   std::array<int64_t, 3> in, out, kernel, stride, dilation, pad, pad_end;
 };
 Window3 To3D(const Window& w);
+
+// The identity element map of Im2Col (copies whole rows when the horizontal stride is 1).
+struct Im2ColCopy {
+  template <typename V>
+  V operator()(V v) const {
+    return v;
+  }
+};
+
+// col[(c, kd, kh, kw), (od, oh, ow)] = f(x[c, id, ih, iw]), and Out(0) outside the input: the
+// im2col matrix of one image and group for a window (To3D form) over `channels` planes of x.
+// `col` holds channels * kernel volume * output volume values. `f` maps an input element to
+// the matrix type (identity for float Conv; minus the zero point for the integer ones).
+template <typename T, typename Out, typename F>
+void Im2Col(const T* x, int64_t channels, const Window3& w, Out* col, F f) {
+  const int64_t out_size = w.out[0] * w.out[1] * w.out[2];
+  const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+  Out* dst = col;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T* xc = x + c * in_size;
+    for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
+      for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+        for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
+          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+          const int64_t sw = w.stride[2];
+          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
+          ow_lo = std::min(ow_lo, w.out[2]);
+          ow_hi = std::max(ow_lo, std::min(ow_hi, w.out[2]));
+          for (int64_t od = 0; od < w.out[0]; ++od) {
+            const int64_t id = od * w.stride[0] - w.pad[0] + kd * w.dilation[0];
+            for (int64_t oh = 0; oh < w.out[1]; ++oh) {
+              const int64_t ih = oh * w.stride[1] - w.pad[1] + kh * w.dilation[1];
+              Out* row = dst + (od * w.out[1] + oh) * w.out[2];
+              if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
+                std::fill(row, row + w.out[2], Out(0));
+                continue;
+              }
+              const T* xrow = xc + (id * w.in[1] + ih) * w.in[2] + off_w;
+              std::fill(row, row + ow_lo, Out(0));
+              if (std::is_same_v<F, Im2ColCopy> && sw == 1) {
+                std::copy(xrow + ow_lo, xrow + ow_hi, row + ow_lo);
+              } else {
+                for (int64_t ow = ow_lo; ow < ow_hi; ++ow) row[ow] = f(xrow[ow * sw]);
+              }
+              std::fill(row + ow_hi, row + w.out[2], Out(0));
+            }
+          }
+          dst += out_size;
+        }
+      }
+    }
+  }
+}
 
 }  // namespace serveml::engine

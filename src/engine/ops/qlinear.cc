@@ -1,0 +1,728 @@
+// Integer matrix products: MatMulInteger (10), ConvInteger (10), QLinearMatMul (10, 21) and
+// QLinearConv (10), for uint8/int8 operands with per-tensor, per-row (left operand, conv
+// weights per output channel) or per-column (right operand) zero points.
+//
+// All four run one integer GEMM accumulating exactly in int32: operands have their zero points
+// subtracted once into int16 copies (values in [-255, 255]); the right operand is packed into
+// panels of 16 columns with k in pairs, the left into rows padded to an even k, so one AVX2
+// vpmaddwd multiplies two k steps of 8 columns, one AVX-512 VNNI vpdpwssd two k steps of 16
+// columns (4x16 register tile; a portable loop of the same shape elsewhere). Constant right
+// operands (MatMul weights) and constant conv weights are packed at load. Convolutions run im2col
+// on the zero-point-subtracted input (padding is then 0, i.e. the zero point) and one GEMM per
+// image and group (spatial.h geometry). QLinear* requantize as onnxruntime does: float(acc) *
+// (a_scale * b_scale / y_scale) in float32, rounded half to even, plus the output zero point,
+// saturated.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+#include "engine/float16.h"
+#include "engine/kernel.h"
+#include "engine/ops/broadcast.h"
+#include "engine/ops/dispatch.h"
+#include "engine/ops/ops.h"
+#include "engine/ops/simd_target.h"
+#include "engine/ops/spatial.h"
+
+namespace serveml::engine {
+namespace {
+
+constexpr int64_t kNr = 16;  // columns per packed right-operand panel
+constexpr int64_t kMr = 4;   // rows per register tile
+
+std::vector<int64_t> DimsOf(const Tensor& t) { return {t.shape().begin(), t.shape().end()}; }
+
+bool Is8Bit(DType t) { return t == DType::kUInt8 || t == DType::kInt8; }
+
+template <typename F>
+Status Dispatch8(DType t, const char* op, F&& f) {
+  return Dispatch<uint8_t, int8_t>(t, op, std::forward<F>(f));
+}
+
+// Zero points as int32: `values[i * step]` (step 0: one value for all).
+struct ZeroPoints {
+  std::vector<int32_t> values{0};
+  int64_t step = 0;
+  int32_t at(int64_t i) const { return values[static_cast<size_t>(i * step)]; }
+};
+
+// Reads a zero point tensor of `count` entries per matrix; `numel` must be 1, `count` or
+// `batches * count` (per batch matrix). The caller offsets by batch with `BatchOffset`.
+Result<ZeroPoints> ReadZeroPoints(const Tensor* zp, DType want, int64_t count, int64_t batches,
+                                  const char* op, const char* name) {
+  ZeroPoints z;
+  if (!zp) return z;
+  if (zp->dtype() != want) {
+    return InvalidInput(std::string(op) + ": " + name + " has element type " +
+                        std::string(DTypeName(zp->dtype())) + ", expected " +
+                        std::string(DTypeName(want)));
+  }
+  const int64_t n = zp->numel();
+  if (n != 1 && n != count && n != batches * count) {
+    return InvalidInput(std::string(op) + ": " + name + " of shape " + ShapeToString(zp->shape()) +
+                        " is neither a scalar nor one value per " +
+                        (count == 1 ? "tensor" : "row/column"));
+  }
+  z.values.resize(static_cast<size_t>(n));
+  Status st = Dispatch8(zp->dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    const T* p = zp->data<T>();
+    for (int64_t i = 0; i < n; ++i) z.values[static_cast<size_t>(i)] = p[i];
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(st);
+  z.step = n == 1 ? 0 : 1;
+  return z;
+}
+
+// Offset of batch matrix `b`'s zero points (per-matrix zero points repeat).
+int64_t BatchOffset(const ZeroPoints& z, int64_t b, int64_t count) {
+  return z.step == 0 || static_cast<int64_t>(z.values.size()) == count ? 0 : b * count;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packing.
+
+int64_t EvenK(int64_t k) { return (k + 1) & ~int64_t{1}; }
+int64_t PackedBSize(int64_t k, int64_t n) { return ((n + kNr - 1) / kNr) * EvenK(k) * kNr; }
+
+// dst[((panel * k2/2 + p) * kNr + j) * 2 + e] = B[2p + e][panel * kNr + j] - zp[col]; zero
+// beyond k and n. `zp` holds n values (or one with zstep 0).
+template <typename T>
+void PackB(const T* b, int64_t ldb, int64_t k, int64_t n, const int32_t* zp, int64_t zstep,
+           int16_t* dst) {
+  const int64_t kpairs = EvenK(k) / 2;
+  for (int64_t n0 = 0; n0 < n; n0 += kNr) {
+    const int64_t cols = std::min(kNr, n - n0);
+    for (int64_t p = 0; p < kpairs; ++p) {
+      int16_t* d = dst + ((n0 / kNr) * kpairs + p) * kNr * 2;
+      for (int64_t e = 0; e < 2; ++e) {
+        const int64_t row = 2 * p + e;
+        if (row >= k) {
+          for (int64_t j = 0; j < kNr; ++j) d[j * 2 + e] = 0;
+          continue;
+        }
+        const T* src = b + row * ldb + n0;
+        for (int64_t j = 0; j < cols; ++j) {
+          d[j * 2 + e] = static_cast<int16_t>(src[j] - zp[(n0 + j) * zstep]);
+        }
+        for (int64_t j = cols; j < kNr; ++j) d[j * 2 + e] = 0;
+      }
+    }
+  }
+}
+
+// dst[r * EvenK(k) + c] = A[r][c] - zp[r] (zero for the padding column).
+template <typename T>
+void PackA(const T* a, int64_t lda, int64_t m, int64_t k, const int32_t* zp, int64_t zstep,
+           int16_t* dst) {
+  const int64_t k2 = EvenK(k);
+  for (int64_t r = 0; r < m; ++r) {
+    const T* src = a + r * lda;
+    int16_t* d = dst + r * k2;
+    const int32_t z = zp[r * zstep];
+    for (int64_t c = 0; c < k; ++c) d[c] = static_cast<int16_t>(src[c] - z);
+    if (k2 != k) d[k] = 0;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Register tiles: c[r][j] = sum_p a[r][2p..2p+1] . panel[p][j][0..1] for r < rows, j < cols.
+
+inline int32_t LoadPair(const int16_t* p) {
+  int32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+void StoreTile(const int32_t (*acc)[kNr], int rows, int cols, int32_t* c, int64_t ldc) {
+  for (int r = 0; r < rows; ++r) {
+    std::memcpy(c + r * ldc, acc[r], static_cast<size_t>(cols) * sizeof(int32_t));
+  }
+}
+
+void TilePortable(const int16_t* a, int64_t lda, int rows, const int16_t* panel, int64_t kpairs,
+                  int32_t* c, int64_t ldc, int cols) {
+  int32_t acc[kMr][kNr] = {};
+  const int16_t* ar[kMr];
+  for (int r = 0; r < kMr; ++r) ar[r] = a + std::min(r, rows - 1) * lda;
+  for (int64_t p = 0; p < kpairs; ++p) {
+    const int16_t* b = panel + p * kNr * 2;
+    for (int r = 0; r < kMr; ++r) {
+      const int32_t a0 = ar[r][2 * p], a1 = ar[r][2 * p + 1];
+      for (int j = 0; j < kNr; ++j) acc[r][j] += a0 * b[2 * j] + a1 * b[2 * j + 1];
+    }
+  }
+  StoreTile(acc, rows, cols, c, ldc);
+}
+
+SERVEML_SIMD_BEGIN("avx2")
+void TileAvx2(const int16_t* a, int64_t lda, int rows, const int16_t* panel, int64_t kpairs,
+              int32_t* c, int64_t ldc, int cols) {
+  const int16_t* a0 = a;
+  const int16_t* a1 = a + std::min(1, rows - 1) * lda;
+  const int16_t* a2 = a + std::min(2, rows - 1) * lda;
+  const int16_t* a3 = a + std::min(3, rows - 1) * lda;
+  __m256i c00 = _mm256_setzero_si256(), c01 = _mm256_setzero_si256();
+  __m256i c10 = _mm256_setzero_si256(), c11 = _mm256_setzero_si256();
+  __m256i c20 = _mm256_setzero_si256(), c21 = _mm256_setzero_si256();
+  __m256i c30 = _mm256_setzero_si256(), c31 = _mm256_setzero_si256();
+  for (int64_t p = 0; p < kpairs; ++p) {
+    const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32));
+    const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(panel + p * 32 + 16));
+    __m256i v = _mm256_set1_epi32(LoadPair(a0 + 2 * p));
+    c00 = _mm256_add_epi32(c00, _mm256_madd_epi16(v, b0));
+    c01 = _mm256_add_epi32(c01, _mm256_madd_epi16(v, b1));
+    v = _mm256_set1_epi32(LoadPair(a1 + 2 * p));
+    c10 = _mm256_add_epi32(c10, _mm256_madd_epi16(v, b0));
+    c11 = _mm256_add_epi32(c11, _mm256_madd_epi16(v, b1));
+    v = _mm256_set1_epi32(LoadPair(a2 + 2 * p));
+    c20 = _mm256_add_epi32(c20, _mm256_madd_epi16(v, b0));
+    c21 = _mm256_add_epi32(c21, _mm256_madd_epi16(v, b1));
+    v = _mm256_set1_epi32(LoadPair(a3 + 2 * p));
+    c30 = _mm256_add_epi32(c30, _mm256_madd_epi16(v, b0));
+    c31 = _mm256_add_epi32(c31, _mm256_madd_epi16(v, b1));
+  }
+  alignas(32) int32_t acc[kMr][kNr];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[0]), c00);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[0] + 8), c01);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[1]), c10);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[1] + 8), c11);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[2]), c20);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[2] + 8), c21);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[3]), c30);
+  _mm256_store_si256(reinterpret_cast<__m256i*>(acc[3] + 8), c31);
+  StoreTile(acc, rows, cols, c, ldc);
+}
+SERVEML_SIMD_END
+
+// The same tile with one zmm per row (16 columns x 2 k steps) and VNNI's fused multiply-add;
+// k is split over two accumulator sets to cover the instruction's latency.
+SERVEML_SIMD_BEGIN("avx512f,avx512bw,avx512vnni")
+void TileAvx512Vnni(const int16_t* a, int64_t lda, int rows, const int16_t* panel, int64_t kpairs,
+                    int32_t* c, int64_t ldc, int cols) {
+  const int16_t* ar[kMr];
+  for (int r = 0; r < kMr; ++r) ar[r] = a + std::min(r, rows - 1) * lda;
+  __m512i x0 = _mm512_setzero_si512(), x1 = _mm512_setzero_si512();
+  __m512i x2 = _mm512_setzero_si512(), x3 = _mm512_setzero_si512();
+  __m512i y0 = _mm512_setzero_si512(), y1 = _mm512_setzero_si512();
+  __m512i y2 = _mm512_setzero_si512(), y3 = _mm512_setzero_si512();
+  int64_t p = 0;
+  for (; p + 1 < kpairs; p += 2) {
+    const __m512i b0 = _mm512_loadu_si512(panel + p * 32);
+    const __m512i b1 = _mm512_loadu_si512(panel + p * 32 + 32);
+    x0 = _mm512_dpwssd_epi32(x0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p)), b0);
+    x1 = _mm512_dpwssd_epi32(x1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p)), b0);
+    x2 = _mm512_dpwssd_epi32(x2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p)), b0);
+    x3 = _mm512_dpwssd_epi32(x3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p)), b0);
+    y0 = _mm512_dpwssd_epi32(y0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p + 2)), b1);
+    y1 = _mm512_dpwssd_epi32(y1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p + 2)), b1);
+    y2 = _mm512_dpwssd_epi32(y2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p + 2)), b1);
+    y3 = _mm512_dpwssd_epi32(y3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p + 2)), b1);
+  }
+  if (p < kpairs) {
+    const __m512i b0 = _mm512_loadu_si512(panel + p * 32);
+    x0 = _mm512_dpwssd_epi32(x0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p)), b0);
+    x1 = _mm512_dpwssd_epi32(x1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p)), b0);
+    x2 = _mm512_dpwssd_epi32(x2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p)), b0);
+    x3 = _mm512_dpwssd_epi32(x3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p)), b0);
+  }
+  alignas(64) int32_t acc[kMr][kNr];
+  _mm512_store_si512(acc[0], _mm512_add_epi32(x0, y0));
+  _mm512_store_si512(acc[1], _mm512_add_epi32(x1, y1));
+  _mm512_store_si512(acc[2], _mm512_add_epi32(x2, y2));
+  _mm512_store_si512(acc[3], _mm512_add_epi32(x3, y3));
+  StoreTile(acc, rows, cols, c, ldc);
+}
+SERVEML_SIMD_END
+
+using TileFn = void (*)(const int16_t*, int64_t, int, const int16_t*, int64_t, int32_t*, int64_t,
+                        int);
+
+TileFn PickTile() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) {
+    return TileAvx512Vnni;
+  }
+  return __builtin_cpu_supports("avx2") ? TileAvx2 : TilePortable;
+}
+
+// c[m, n] (row stride ldc) = A'[m, k] * B'[k, n] with A' packed by PackA and B' by PackB.
+void IntGemm(const int16_t* ap, int64_t m, int64_t k, const int16_t* bp, int64_t n, int32_t* c,
+             int64_t ldc) {
+  static const TileFn tile = PickTile();
+  const int64_t k2 = EvenK(k), kpairs = k2 / 2;
+  constexpr int64_t kMb = 64;  // rows per block: their packed A stays in cache across panels
+  for (int64_t m0 = 0; m0 < m; m0 += kMb) {
+    const int64_t m1 = std::min(m, m0 + kMb);
+    for (int64_t n0 = 0; n0 < n; n0 += kNr) {
+      const int16_t* panel = bp + (n0 / kNr) * kpairs * kNr * 2;
+      const int cols = static_cast<int>(std::min(kNr, n - n0));
+      for (int64_t r0 = m0; r0 < m1; r0 += kMr) {
+        tile(ap + r0 * k2, k2, static_cast<int>(std::min(kMr, m1 - r0)), panel, kpairs,
+             c + r0 * ldc + n0, ldc, cols);
+      }
+    }
+  }
+}
+
+template <typename T>
+std::vector<T>& Scratch(int slot) {
+  thread_local std::vector<T> bufs[3];
+  return bufs[slot];
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requantization: y = saturate(round_half_even(float(acc) * mult) + zp).
+
+inline float RoundHalfEvenSmall(float v) {  // |v| < 2^22
+  constexpr float kMagic = 12582912.0f;
+  return (v + kMagic) - kMagic;
+}
+
+template <typename Q>
+inline Q Requantize(int32_t acc, float mult, int32_t zp) {
+  const float lo = static_cast<float>(std::numeric_limits<Q>::min() - zp);
+  const float hi = static_cast<float>(std::numeric_limits<Q>::max() - zp);
+  float v = static_cast<float>(acc) * mult;
+  v = v >= lo ? v : lo;  // NaN cannot occur: finite scales
+  v = v <= hi ? v : hi;
+  return static_cast<Q>(static_cast<int32_t>(RoundHalfEvenSmall(v)) + zp);
+}
+
+// A scale tensor's values as float. float16 scales are also kept as float16 values so the
+// multiplier can round through float16 as the ONNX reference computes it.
+struct Scales {
+  std::vector<float> v;
+  bool half = false;
+};
+
+Result<Scales> ReadScales(const Tensor* s, const char* op, const char* name) {
+  Scales out;
+  if (!s) return InvalidInput(std::string(op) + " needs " + name);
+  const int64_t n = s->numel();
+  out.v.resize(static_cast<size_t>(n));
+  if (s->dtype() == DType::kFloat32) {
+    std::copy(s->data<float>(), s->data<float>() + n, out.v.begin());
+  } else if (s->dtype() == DType::kFloat16) {
+    const Half* p = s->data<Half>();
+    for (int64_t i = 0; i < n; ++i) out.v[static_cast<size_t>(i)] = HalfToFloat(p[i].bits);
+    out.half = true;
+  } else {
+    return UnsupportedType(s->dtype(), op);
+  }
+  return out;
+}
+
+// mult[i] = a * b[i] / y (b has 1 or `count` values).
+Result<std::vector<float>> Multipliers(const Scales& a, const Scales& b, const Scales& y,
+                                       int64_t count, const char* op) {
+  if (a.v.size() != 1 || y.v.size() != 1) {
+    return InvalidInput(std::string(op) + ": input and output scales must be scalars");
+  }
+  if (b.v.size() != 1 && static_cast<int64_t>(b.v.size()) != count) {
+    return InvalidInput(std::string(op) + ": weight scale must be a scalar or have " +
+                        std::to_string(count) + " values");
+  }
+  const bool half = a.half && b.half && y.half;
+  auto round_half = [&](float v) { return half ? HalfToFloat(FloatToHalf(v)) : v; };
+  std::vector<float> mult(static_cast<size_t>(count));
+  for (int64_t i = 0; i < count; ++i) {
+    const float bi = b.v[b.v.size() == 1 ? 0 : static_cast<size_t>(i)];
+    mult[static_cast<size_t>(i)] = round_half(round_half(a.v[0] * bi) / y.v[0]);
+  }
+  return mult;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batched integer MatMul (numpy broadcasting, 1-D promotion) into int32.
+
+struct ConstPackedB {
+  std::vector<int16_t> data;  // PackB of a constant 2-D B with its constant zero point
+  int64_t k = 0, n = 0;
+};
+
+struct MatMulGeometry {
+  int64_t m = 0, k = 0, n = 0;
+  std::vector<int64_t> a_batch, b_batch, batch, out_shape;
+  int64_t a_batch_n = 1, b_batch_n = 1, batch_n = 1;
+};
+
+Result<MatMulGeometry> MatMulShapes(const Tensor& a, const Tensor& b, const char* op) {
+  if (a.rank() == 0 || b.rank() == 0) {
+    return InvalidInput(std::string(op) + " inputs must not be scalars");
+  }
+  MatMulGeometry g;
+  std::vector<int64_t> as = DimsOf(a), bs = DimsOf(b);
+  const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+  if (a_vec) as.insert(as.begin(), 1);
+  if (b_vec) bs.push_back(1);
+  g.m = as[as.size() - 2];
+  g.k = as.back();
+  g.n = bs.back();
+  if (bs[bs.size() - 2] != g.k) {
+    return InvalidInput(std::string(op) + " shapes " + ShapeToString(a.shape()) + " and " +
+                        ShapeToString(b.shape()) + " do not match");
+  }
+  g.a_batch.assign(as.begin(), as.end() - 2);
+  g.b_batch.assign(bs.begin(), bs.end() - 2);
+  RETURN_IF_ERROR(BroadcastShape(g.a_batch, g.b_batch, &g.batch));
+  for (int64_t d : g.a_batch) g.a_batch_n *= d;
+  for (int64_t d : g.b_batch) g.b_batch_n *= d;
+  for (int64_t d : g.batch) g.batch_n *= d;
+  g.out_shape = g.batch;
+  if (!a_vec) g.out_shape.push_back(g.m);
+  if (!b_vec) g.out_shape.push_back(g.n);
+  return g;
+}
+
+// c (batch_n * m * n int32) = (A - za) (B - zb), per broadcast batch.
+Status IntMatMul(const Tensor& a, const ZeroPoints& za, const Tensor& b, const ZeroPoints& zb,
+                 const ConstPackedB* cb, const MatMulGeometry& g, const char* op, int32_t* c) {
+  const int64_t m = g.m, k = g.k, n = g.n;
+  if (g.batch_n == 0 || m == 0 || n == 0) return Status::Ok();
+  std::vector<int16_t>& apack = Scratch<int16_t>(0);
+  std::vector<int16_t>& bpack = Scratch<int16_t>(1);
+  apack.resize(static_cast<size_t>(m * EvenK(k)));
+  const bool use_cb = cb && cb->k == k && cb->n == n && g.b_batch_n == 1;
+  if (!use_cb) bpack.resize(static_cast<size_t>(PackedBSize(k, n)));
+  return Dispatch8(a.dtype(), op, [&](auto at) {
+    using TA = decltype(at);
+    return Dispatch8(b.dtype(), op, [&](auto bt) {
+      using TB = decltype(bt);
+      const TA* pa = a.data<TA>();
+      const TB* pb = b.data<TB>();
+      int64_t packed_b = -1;  // index of the B matrix currently in bpack
+      // Output batch index -> operand batch indices via the broadcast plan.
+      BroadcastPlan plan = MakeBroadcastPlan(g.a_batch, g.b_batch, g.batch);
+      int64_t out_index = 0;
+      auto one = [&](int64_t ia, int64_t ib) {
+        PackA(pa + ia * m * k, k, m, k, za.values.data() + BatchOffset(za, ia, m), za.step,
+              apack.data());
+        const int16_t* bp = nullptr;
+        if (use_cb) {
+          bp = cb->data.data();
+        } else {
+          if (packed_b != ib) {
+            PackB(pb + ib * k * n, n, k, n, zb.values.data() + BatchOffset(zb, ib, n), zb.step,
+                  bpack.data());
+            packed_b = ib;
+          }
+          bp = bpack.data();
+        }
+        IntGemm(apack.data(), m, k, bp, n, c + out_index * m * n, n);
+        ++out_index;
+      };
+      if (g.batch.empty()) {
+        one(0, 0);
+      } else {
+        ForEachBroadcastRun(
+            plan, [&](int64_t oa, int64_t ob, int64_t, int64_t len, int64_t sa, int64_t sb) {
+              for (int64_t i = 0; i < len; ++i) one(oa + i * sa, ob + i * sb);
+            });
+      }
+      return Status::Ok();
+    });
+  });
+}
+
+// Packs a constant 2-D B (and its zero point) at load; empty when not applicable.
+Result<ConstPackedB> PackConstB(const KernelInit& init, size_t b_index, size_t zp_index,
+                                const char* op) {
+  ConstPackedB cb;
+  const Tensor* b = b_index < init.const_inputs.size() ? init.const_inputs[b_index] : nullptr;
+  const bool has_zp = zp_index < init.node.input.size() && !init.node.input[zp_index].empty();
+  const Tensor* zp = zp_index < init.const_inputs.size() ? init.const_inputs[zp_index] : nullptr;
+  if (!b || b->rank() != 2 || !Is8Bit(b->dtype()) || (has_zp && !zp)) return cb;
+  const int64_t k = b->dim(0), n = b->dim(1);
+  ASSIGN_OR_RETURN(ZeroPoints z, ReadZeroPoints(zp, b->dtype(), n, 1, op, "B zero point"));
+  cb.data.resize(static_cast<size_t>(PackedBSize(k, n)));
+  Status st = Dispatch8(b->dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    PackB(b->data<T>(), n, k, n, z.values.data(), z.step, cb.data.data());
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(st);
+  cb.k = k;
+  cb.n = n;
+  return cb;
+}
+
+class MatMulIntegerKernel final : public Kernel {
+ public:
+  explicit MatMulIntegerKernel(ConstPackedB cb) : cb_(std::move(cb)) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const Tensor* a = ctx.input(0);
+    const Tensor* b = ctx.input(1);
+    if (!a || !b) return InvalidInput("MatMulInteger needs A and B");
+    if (!Is8Bit(a->dtype())) return UnsupportedType(a->dtype(), "MatMulInteger");
+    if (!Is8Bit(b->dtype())) return UnsupportedType(b->dtype(), "MatMulInteger");
+    ASSIGN_OR_RETURN(MatMulGeometry g, MatMulShapes(*a, *b, "MatMulInteger"));
+    ASSIGN_OR_RETURN(ZeroPoints za, ReadZeroPoints(ctx.input(2), a->dtype(), g.m, g.a_batch_n,
+                                                   "MatMulInteger", "a_zero_point"));
+    ASSIGN_OR_RETURN(ZeroPoints zb, ReadZeroPoints(ctx.input(3), b->dtype(), g.n, g.b_batch_n,
+                                                   "MatMulInteger", "b_zero_point"));
+    ASSIGN_OR_RETURN(Tensor y, NewTensor(DType::kInt32, g.out_shape));
+    RETURN_IF_ERROR(IntMatMul(*a, za, *b, zb, cb_.data.empty() ? nullptr : &cb_, g, "MatMulInteger",
+                              y.data<int32_t>()));
+    *ctx.outputs[0] = std::move(y);
+    return Status::Ok();
+  }
+
+ private:
+  ConstPackedB cb_;
+};
+
+class QLinearMatMulKernel final : public Kernel {
+ public:
+  explicit QLinearMatMulKernel(ConstPackedB cb) : cb_(std::move(cb)) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const char* op = "QLinearMatMul";
+    const Tensor* a = ctx.input(0);
+    const Tensor* b = ctx.input(3);
+    const Tensor* yzp = ctx.input(7);
+    if (!a || !b) return InvalidInput("QLinearMatMul needs a and b");
+    if (!Is8Bit(a->dtype())) return UnsupportedType(a->dtype(), op);
+    if (!Is8Bit(b->dtype())) return UnsupportedType(b->dtype(), op);
+    const DType out = yzp ? yzp->dtype() : a->dtype();
+    if (!Is8Bit(out)) return UnsupportedType(out, op);
+    ASSIGN_OR_RETURN(MatMulGeometry g, MatMulShapes(*a, *b, op));
+    ASSIGN_OR_RETURN(ZeroPoints za,
+                     ReadZeroPoints(ctx.input(2), a->dtype(), 1, 1, op, "a_zero_point"));
+    ASSIGN_OR_RETURN(ZeroPoints zb,
+                     ReadZeroPoints(ctx.input(5), b->dtype(), g.n, 1, op, "b_zero_point"));
+    ASSIGN_OR_RETURN(ZeroPoints zy, ReadZeroPoints(yzp, out, 1, 1, op, "y_zero_point"));
+    ASSIGN_OR_RETURN(Scales sa, ReadScales(ctx.input(1), op, "a_scale"));
+    ASSIGN_OR_RETURN(Scales sb, ReadScales(ctx.input(4), op, "b_scale"));
+    ASSIGN_OR_RETURN(Scales sy, ReadScales(ctx.input(6), op, "y_scale"));
+    ASSIGN_OR_RETURN(std::vector<float> mult, Multipliers(sa, sb, sy, g.n, op));
+    ASSIGN_OR_RETURN(Tensor y, NewTensor(out, g.out_shape));
+    const int64_t total = y.numel();
+    std::vector<int32_t>& acc = Scratch<int32_t>(2);
+    acc.resize(static_cast<size_t>(total));
+    RETURN_IF_ERROR(
+        IntMatMul(*a, za, *b, zb, cb_.data.empty() ? nullptr : &cb_, g, op, acc.data()));
+    const int32_t z = zy.at(0);
+    Status st = Dispatch8(out, op, [&](auto tag) {
+      using Q = decltype(tag);
+      Q* py = y.data<Q>();
+      for (int64_t row = 0; row * g.n < total; ++row) {
+        const int32_t* src = acc.data() + row * g.n;
+        Q* dst = py + row * g.n;
+        for (int64_t j = 0; j < g.n; ++j) dst[j] = Requantize<Q>(src[j], mult[j], z);
+      }
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(st);
+    *ctx.outputs[0] = std::move(y);
+    return Status::Ok();
+  }
+
+ private:
+  ConstPackedB cb_;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Convolutions.
+
+// Input positions of the operands of ConvInteger / QLinearConv.
+struct ConvInputs {
+  size_t x, x_zp, w, w_zp;
+};
+constexpr ConvInputs kConvIntegerInputs{0, 2, 1, 3};
+constexpr ConvInputs kQLinearConvInputs{0, 2, 3, 5};
+
+// Weights [M, C/group, k...] minus their per-output-channel zero points, packed as GEMM rows.
+Result<std::vector<int16_t>> PackWeights(const Tensor& w, const Tensor* zp, const char* op) {
+  const int64_t m = w.dim(0);
+  const int64_t kdim = m > 0 ? w.numel() / m : 0;
+  ASSIGN_OR_RETURN(ZeroPoints z, ReadZeroPoints(zp, w.dtype(), m, 1, op, "w_zero_point"));
+  std::vector<int16_t> out(static_cast<size_t>(m * EvenK(kdim)));
+  Status st = Dispatch8(w.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    PackA(w.data<T>(), kdim, m, kdim, z.values.data(), z.step, out.data());
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(st);
+  return out;
+}
+
+class IntConvKernel final : public Kernel {
+ public:
+  IntConvKernel(bool qlinear, WindowAttrs attrs, int64_t group, std::vector<int16_t> wpack)
+      : qlinear_(qlinear),
+        in_(qlinear ? kQLinearConvInputs : kConvIntegerInputs),
+        attrs_(std::move(attrs)),
+        group_(group),
+        wpack_(std::move(wpack)) {}
+
+  Status Run(KernelContext& ctx) const override {
+    const char* op = qlinear_ ? "QLinearConv" : "ConvInteger";
+    const Tensor* x = ctx.input(in_.x);
+    const Tensor* w = ctx.input(in_.w);
+    if (!x || !w) return InvalidInput(std::string(op) + " needs x and w");
+    if (!Is8Bit(x->dtype())) return UnsupportedType(x->dtype(), op);
+    if (!Is8Bit(w->dtype())) return UnsupportedType(w->dtype(), op);
+    if (x->rank() < 3 || w->rank() != x->rank()) {
+      return InvalidInput(std::string(op) + ": input " + ShapeToString(x->shape()) +
+                          " and weight " + ShapeToString(w->shape()) +
+                          " must have the same rank >= 3");
+    }
+    const int64_t batch = x->dim(0), c = x->dim(1), m = w->dim(0);
+    if (c % group_ != 0 || m % group_ != 0 || w->dim(1) != c / group_) {
+      return InvalidInput(std::string(op) + ": input " + ShapeToString(x->shape()) +
+                          " and weight " + ShapeToString(w->shape()) + " do not match for group " +
+                          std::to_string(group_));
+    }
+    const std::vector<int64_t> xs = DimsOf(*x), ws = DimsOf(*w);
+    const std::vector<int64_t> in(xs.begin() + 2, xs.end()), kernel(ws.begin() + 2, ws.end());
+    ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, kernel));
+    const Window3 w3 = To3D(win);
+    std::vector<int64_t> out_shape{batch, m};
+    for (size_t i = 0; i < win.k; ++i) out_shape.push_back(win.out[i]);
+    const int64_t cg = c / group_, mg = m / group_;
+    const int64_t out_size = w3.out[0] * w3.out[1] * w3.out[2];
+    const int64_t in_size = w3.in[0] * w3.in[1] * w3.in[2];
+    const int64_t kdim = cg * w3.kernel[0] * w3.kernel[1] * w3.kernel[2];
+
+    ASSIGN_OR_RETURN(ZeroPoints zx,
+                     ReadZeroPoints(ctx.input(in_.x_zp), x->dtype(), 1, 1, op, "x_zero_point"));
+    std::vector<int16_t> wrun;
+    const std::vector<int16_t>* wp = &wpack_;
+    if (wpack_.empty()) {
+      ASSIGN_OR_RETURN(wrun, PackWeights(*w, ctx.input(in_.w_zp), op));
+      wp = &wrun;
+    }
+    // QLinearConv: per-output-channel multipliers, output zero point, bias.
+    std::vector<float> mult;
+    ZeroPoints zy;
+    DType out = DType::kInt32;
+    const int32_t* bias = nullptr;
+    if (qlinear_) {
+      const Tensor* yzp = ctx.input(7);
+      out = yzp ? yzp->dtype() : x->dtype();
+      if (!Is8Bit(out)) return UnsupportedType(out, op);
+      ASSIGN_OR_RETURN(zy, ReadZeroPoints(yzp, out, 1, 1, op, "y_zero_point"));
+      ASSIGN_OR_RETURN(Scales sx, ReadScales(ctx.input(1), op, "x_scale"));
+      ASSIGN_OR_RETURN(Scales sw, ReadScales(ctx.input(4), op, "w_scale"));
+      ASSIGN_OR_RETURN(Scales sy, ReadScales(ctx.input(6), op, "y_scale"));
+      ASSIGN_OR_RETURN(mult, Multipliers(sx, sw, sy, m, op));
+      if (const Tensor* b = ctx.input(8)) {
+        if (b->dtype() != DType::kInt32 || b->numel() != m) {
+          return InvalidInput("QLinearConv: bias must be int32 with one value per output channel");
+        }
+        bias = b->data<int32_t>();
+      }
+    }
+    ASSIGN_OR_RETURN(Tensor y, NewTensor(out, out_shape));
+    if (y.numel() == 0) {
+      *ctx.outputs[0] = std::move(y);
+      return Status::Ok();
+    }
+    std::vector<int16_t>& col = Scratch<int16_t>(0);
+    std::vector<int16_t>& bpack = Scratch<int16_t>(1);
+    std::vector<int32_t>& acc = Scratch<int32_t>(2);
+    col.resize(static_cast<size_t>(kdim * out_size));
+    bpack.resize(static_cast<size_t>(PackedBSize(kdim, out_size)));
+    if (qlinear_) acc.resize(static_cast<size_t>(mg * out_size));
+    const int32_t zero = 0;
+    const int32_t zp = zx.at(0);
+    Status st = Dispatch8(x->dtype(), op, [&](auto tag) {
+      using T = decltype(tag);
+      const T* px = x->data<T>();
+      for (int64_t img = 0; img < batch; ++img) {
+        for (int64_t g = 0; g < group_; ++g) {
+          Im2Col(px + (img * c + g * cg) * in_size, cg, w3, col.data(),
+                 [zp](T v) { return static_cast<int16_t>(static_cast<int32_t>(v) - zp); });
+          PackB(col.data(), out_size, kdim, out_size, &zero, 0, bpack.data());
+          const int16_t* ap = wp->data() + g * mg * EvenK(kdim);
+          const int64_t ch0 = g * mg;  // first output channel of the group
+          if (!qlinear_) {
+            int32_t* dst = y.data<int32_t>() + (img * m + ch0) * out_size;
+            IntGemm(ap, mg, kdim, bpack.data(), out_size, dst, out_size);
+            continue;
+          }
+          IntGemm(ap, mg, kdim, bpack.data(), out_size, acc.data(), out_size);
+          Status rq = Dispatch8(out, op, [&](auto qtag) {
+            using Q = decltype(qtag);
+            Q* dst = y.data<Q>() + (img * m + ch0) * out_size;
+            for (int64_t r = 0; r < mg; ++r) {
+              const int32_t b = bias ? bias[ch0 + r] : 0;
+              const float mu = mult[static_cast<size_t>(ch0 + r)];
+              const int32_t* src = acc.data() + r * out_size;
+              for (int64_t i = 0; i < out_size; ++i) {
+                dst[r * out_size + i] = Requantize<Q>(src[i] + b, mu, zy.at(0));
+              }
+            }
+            return Status::Ok();
+          });
+          RETURN_IF_ERROR(rq);
+        }
+      }
+      return Status::Ok();
+    });
+    RETURN_IF_ERROR(st);
+    *ctx.outputs[0] = std::move(y);
+    return Status::Ok();
+  }
+
+ private:
+  bool qlinear_;
+  ConvInputs in_;
+  WindowAttrs attrs_;
+  int64_t group_;
+  std::vector<int16_t> wpack_;  // constant weights packed at load (else empty)
+};
+
+Result<KernelPtr> MakeIntConv(const KernelInit& init, bool qlinear) {
+  const char* op = qlinear ? "QLinearConv" : "ConvInteger";
+  const size_t n_in = init.node.input.size();
+  if (qlinear ? (n_in < 8 || n_in > 9) : (n_in < 2 || n_in > 4)) {
+    return InvalidInput(std::string(op) + ": wrong number of inputs");
+  }
+  NodeAttrs attrs(init.node);
+  ASSIGN_OR_RETURN(WindowAttrs wa, ParseWindowAttrs(attrs, false));
+  ASSIGN_OR_RETURN(int64_t group, attrs.Int("group", 1));
+  if (group <= 0) return InvalidInput(std::string(op) + ": group must be positive");
+  const ConvInputs in = qlinear ? kQLinearConvInputs : kConvIntegerInputs;
+  std::vector<int16_t> wpack;
+  auto const_at = [&](size_t i) {
+    return i < init.const_inputs.size() ? init.const_inputs[i] : nullptr;
+  };
+  const Tensor* w = const_at(in.w);
+  const bool has_wzp = in.w_zp < n_in && !init.node.input[in.w_zp].empty();
+  if (w && w->rank() >= 3 && Is8Bit(w->dtype()) && w->numel() > 0 &&
+      (!has_wzp || const_at(in.w_zp))) {
+    ASSIGN_OR_RETURN(wpack, PackWeights(*w, const_at(in.w_zp), op));
+  }
+  return KernelPtr(new IntConvKernel(qlinear, std::move(wa), group, std::move(wpack)));
+}
+
+}  // namespace
+
+Result<KernelPtr> MakeMatMulInteger(const KernelInit& init) {
+  const size_t n_in = init.node.input.size();
+  if (n_in < 2 || n_in > 4) return InvalidInput("MatMulInteger needs 2 to 4 inputs");
+  ASSIGN_OR_RETURN(ConstPackedB cb, PackConstB(init, 1, 3, "MatMulInteger"));
+  return KernelPtr(new MatMulIntegerKernel(std::move(cb)));
+}
+
+Result<KernelPtr> MakeQLinearMatMul(const KernelInit& init) {
+  if (init.node.input.size() != 8) return InvalidInput("QLinearMatMul needs 8 inputs");
+  ASSIGN_OR_RETURN(ConstPackedB cb, PackConstB(init, 3, 5, "QLinearMatMul"));
+  return KernelPtr(new QLinearMatMulKernel(std::move(cb)));
+}
+
+Result<KernelPtr> MakeConvInteger(const KernelInit& init) { return MakeIntConv(init, false); }
+
+Result<KernelPtr> MakeQLinearConv(const KernelInit& init) { return MakeIntConv(init, true); }
+
+}  // namespace serveml::engine
