@@ -2,6 +2,9 @@
 #include "engine/control_flow.h"
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string_view>
@@ -253,6 +256,16 @@ Result<KernelPtr> BuildIf(const KernelInit& init) {
 // Loop: inputs (M, cond, v_initial...); body (iteration_num, cond_in, v...) ->
 // (cond_out, v..., scan outputs...); outputs (v_final..., scan outputs stacked on axis 0).
 
+// kDefaultLoopSeconds, or SERVEML_ENGINE_LOOP_SECONDS when it holds a positive number.
+std::chrono::duration<double> LoopBudget() {
+  static const double seconds = [] {
+    const char* env = std::getenv("SERVEML_ENGINE_LOOP_SECONDS");
+    const double v = env ? std::strtod(env, nullptr) : 0.0;
+    return v > 0.0 ? v : kDefaultLoopSeconds;
+  }();
+  return std::chrono::duration<double>(seconds);
+}
+
 class LoopKernel final : public Kernel {
  public:
   LoopKernel(Body body, size_t num_carried, size_t num_scan)
@@ -279,7 +292,16 @@ class LoopKernel final : public Kernel {
     }
     std::vector<ScanParts> scans(num_scan_);
     size_t scan_bytes = 0;
+    const auto start = std::chrono::steady_clock::now();
+    const auto budget = LoopBudget();
     for (int64_t it = 0; it < max_trip && cond; ++it) {
+      if (std::chrono::steady_clock::now() - start > budget) {
+        char secs[32];
+        std::snprintf(secs, sizeof secs, "%g", budget.count());
+        return InvalidInput("the loop ran longer than " + std::string(secs) + " s (" +
+                            std::to_string(it) +
+                            " iterations) without its trip count or condition stopping it");
+      }
       ASSIGN_OR_RETURN(args[0], ScalarTensor(it));
       ASSIGN_OR_RETURN(args[1], ScalarTensor(cond));
       ASSIGN_OR_RETURN(std::vector<Tensor> outs, body_.graph->Run(args));

@@ -32,10 +32,10 @@ def _binary() -> Path:
     return BINARY
 
 
-def serveml_run(model: onnx.ModelProto, inputs: list[np.ndarray],
-                tmp: Path) -> tuple[subprocess.CompletedProcess, dict]:
-    """Runs `serveml run` on the model with positional inputs; returns the process and
-    {output name: ndarray}."""
+def serveml_run(model: onnx.ModelProto, inputs: list[np.ndarray], tmp: Path,
+                env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs `serveml run` on the model with positional inputs (extra environment variables
+    in `env`); returns the process and {output name: ndarray}."""
     tmp.mkdir(parents=True, exist_ok=True)
     model_path = tmp / "model.onnx"
     model_path.write_bytes(model.SerializeToString())
@@ -46,7 +46,8 @@ def serveml_run(model: onnx.ModelProto, inputs: list[np.ndarray],
         args.append(str(p))
     out_dir = tmp / "out"
     args += ["--output-dir", str(out_dir)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
+                          env={**os.environ, **(env or {})})
     outputs = {}
     if proc.returncode == 0:
         for o in model.graph.output:
@@ -318,6 +319,24 @@ def test_unbounded_scan_output_is_capped(tmp_path):
                           [np.array(1 << 40, np.int64), np.array([4 << 20], np.int64)], tmp_path)
     assert proc.returncode == 1, proc.stderr
     assert "scan output 'scan_out' exceeds the limit" in proc.stderr, proc.stderr
+
+
+def test_endless_loop_is_stopped_by_the_time_budget(tmp_path):
+    # No trip count and a condition the body passes through unchanged: nothing in the model
+    # ever stops it. The engine's per-Loop wall-clock budget (here 1 s) does.
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["acc_in", "one"], ["acc_out"])],
+        "body", [vi("i", I64, []), vi("cond_in", B, []), vi("acc_in", F, [1])],
+        [vi("cond_out", B, []), vi("acc_out", F, [1])],
+        [numpy_helper.from_array(np.array([1.0], np.float32), "one")])
+    g = helper.make_graph(
+        [helper.make_node("Loop", ["", "c", "acc0"], ["acc"], body=body)],
+        "g", [vi("c", B, []), vi("acc0", F, [1])], [vi("acc", F, [1])])
+    proc, _ = serveml_run(make_model(g, 17), [np.array(True), np.zeros(1, np.float32)],
+                          tmp_path, env={"SERVEML_ENGINE_LOOP_SECONDS": "1"})
+    assert proc.returncode == 1, proc.stderr
+    assert "the loop ran longer than 1 s" in proc.stderr, proc.stderr
 
 
 def test_sequence_typed_branch_is_unsupported(tmp_path):
