@@ -109,7 +109,7 @@ fi
 
 # Every parser of untrusted bytes (ONNX, pickle, XGBoost/LightGBM, predict JSON, multipart)
 # under libFuzzer with ASan/UBSan for a bounded time; any crash, hang or leak fails the run.
-echo "== fuzz targets (${FUZZ_SECONDS:=45}s each, clang + libFuzzer) =="
+echo "== fuzz targets (${FUZZ_SECONDS:=30}s each, clang + libFuzzer) =="
 if command -v clang++ >/dev/null 2>&1; then
   fuzz/run.sh "$FUZZ_SECONDS" 2>&1 | tee build/test-results/fuzz.log
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
