@@ -487,16 +487,8 @@ Status NodeInference::Default() {
     Expand();
     return Status::Ok();
   }
-  if (OneOf(op, {"Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth"})) {
-    const ValueType* x = In(0);
-    if (x && x->has_rank) {
-      SetRank(0, t0, x->dims.size());
-    } else {
-      SetType(0, t0);
-    }
-    return Status::Ok();
-  }
-  if (op == "Resize" || op == "Upsample") {  // X's dtype and rank; dims follow scales/sizes
+  // X's dtype and rank (Resize/Upsample: dims follow scales/sizes).
+  if (OneOf(op, {"Slice", "Pad", "Tile", "DepthToSpace", "SpaceToDepth", "Resize", "Upsample"})) {
     const ValueType* x = In(0);
     if (x && x->has_rank) {
       SetRank(0, t0, x->dims.size());

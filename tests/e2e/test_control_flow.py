@@ -8,7 +8,6 @@ fail with a clear error instead of crashing.
 """
 from __future__ import annotations
 
-import os
 import subprocess
 from pathlib import Path
 
@@ -19,42 +18,16 @@ from onnx import TensorProto, helper, numpy_helper
 
 ort = pytest.importorskip("onnxruntime")
 
-from test_engine_run import ort_run  # noqa: E402
+from test_engine_run import _binary, ort_run  # noqa: E402
+from test_engine_run import serveml_run as shared_serveml_run  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-BINARY = Path(os.environ.get("SERVEML_BINARY", REPO / "build" / "serveml"))
 F, I64, B = TensorProto.FLOAT, TensorProto.INT64, TensorProto.BOOL
 
 
-def _binary() -> Path:
-    if not BINARY.exists():
-        pytest.fail(f"serveml binary not found at {BINARY} (set SERVEML_BINARY)")
-    return BINARY
-
-
 def serveml_run(model: onnx.ModelProto, inputs: list[np.ndarray], tmp: Path,
-                env: dict | None = None) -> tuple[subprocess.CompletedProcess, dict]:
-    """Runs `serveml run` on the model with positional inputs (extra environment variables
-    in `env`); returns the process and {output name: ndarray}."""
-    tmp.mkdir(parents=True, exist_ok=True)
-    model_path = tmp / "model.onnx"
-    model_path.write_bytes(model.SerializeToString())
-    args = [str(_binary()), "run", str(model_path)]
-    for i, arr in enumerate(inputs):
-        p = tmp / f"in_{i}.pb"
-        p.write_bytes(numpy_helper.from_array(arr).SerializeToString())
-        args.append(str(p))
-    out_dir = tmp / "out"
-    args += ["--output-dir", str(out_dir)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=120,
-                          env={**os.environ, **(env or {})})
-    outputs = {}
-    if proc.returncode == 0:
-        for o in model.graph.output:
-            t = TensorProto()
-            t.ParseFromString((out_dir / f"{o.name}.pb").read_bytes())
-            outputs[o.name] = numpy_helper.to_array(t)
-    return proc, outputs
+                env: dict | None = None):
+    """The shared runner, with room for the slow hostile cases on a sanitized binary."""
+    return shared_serveml_run(model, inputs, tmp, env=env, timeout=120)
 
 
 def assert_matches_ort(model: onnx.ModelProto, inputs: list[np.ndarray], tmp: Path):

@@ -34,9 +34,10 @@ def _binary() -> Path:
 
 
 def serveml_run(model: onnx.ModelProto | Path, inputs: list[np.ndarray], tmp: Path,
-                names: list[str] | None = None) -> tuple[subprocess.CompletedProcess, dict]:
-    """Runs `serveml run` on the model with the given inputs (positional unless `names`);
-    returns the process and {output name: ndarray}."""
+                names: list[str] | None = None, env: dict | None = None,
+                timeout: float = 60) -> tuple[subprocess.CompletedProcess, dict]:
+    """Runs `serveml run` on the model with the given inputs (positional unless `names`),
+    with extra environment variables `env`; returns the process and {output name: ndarray}."""
     tmp.mkdir(parents=True, exist_ok=True)
     if isinstance(model, Path):
         model_path = model
@@ -55,7 +56,8 @@ def serveml_run(model: onnx.ModelProto | Path, inputs: list[np.ndarray], tmp: Pa
             args.append(str(p))
     out_dir = tmp / "out"
     args += ["--output-dir", str(out_dir)]
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, **(env or {})})
     outputs = {}
     if proc.returncode == 0:
         for o in proto.graph.output:

@@ -8,8 +8,10 @@ groups, depthwise, 1-D, weights computed by the graph instead of stored, batch 0
 """
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import numpy as np
-import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
@@ -109,29 +111,11 @@ def test_conv_batch_zero_and_special_values(tmp_path):
     assert_matches_ort(model, [empty], tmp_path / "empty")
 
 
-def test_small_cnn_matches_onnxruntime(tmp_path):
-    """The bench/engine CNN: Conv-Relu-MaxPool-Conv-Relu-GlobalAveragePool-Flatten-Gemm."""
-    def init(name, *shape):
-        return numpy_helper.from_array(
-            (RNG.standard_normal(shape) * 0.2).astype(np.float32), name)
-    nodes = [helper.make_node("Conv", ["X", "c1w", "c1b"], ["c1"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c1"], ["r1"]),
-             helper.make_node("MaxPool", ["r1"], ["p1"], kernel_shape=[2, 2], strides=[2, 2]),
-             helper.make_node("Conv", ["p1", "c2w", "c2b"], ["c2"], kernel_shape=[3, 3],
-                              pads=[1, 1, 1, 1]),
-             helper.make_node("Relu", ["c2"], ["r2"]),
-             helper.make_node("GlobalAveragePool", ["r2"], ["g"]),
-             helper.make_node("Flatten", ["g"], ["f"]),
-             helper.make_node("Gemm", ["f", "fw", "fb"], ["Y"], transB=1)]
-    inits = [init("c1w", 16, 3, 3, 3), init("c1b", 16), init("c2w", 32, 16, 3, 3),
-             init("c2b", 32), init("fw", 10, 32), init("fb", 10)]
-    graph = helper.make_graph(
-        nodes, "cnn", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["N", 3, 32, 32])],
-        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["N", 10])], inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    model.ir_version = 8
-    onnx.checker.check_model(model)
+def test_benchmark_cnn_matches_onnxruntime(tmp_path):
+    """The model bench/engine times: Conv-Relu-MaxPool-Conv-Relu-GlobalAveragePool-Flatten-Gemm."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench" / "engine"))
+    import bench_engine
+    model, _ = bench_engine.cnn_model()
     for batch in (1, 32):
         x = RNG.standard_normal((batch, 3, 32, 32)).astype(np.float32)
         assert_matches_ort(model, [x], tmp_path / f"b{batch}", rtol=1e-4, atol=1e-4)

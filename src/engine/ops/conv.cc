@@ -156,11 +156,10 @@ class ConvKernel final : public Kernel {
               PackGroups(pw, mg, kdim, run_packed.data());
               packed = run_packed.data();
             }
-            for (int64_t i = 0; i < n; ++i) {
-              for (int64_t gi = 0; gi < group_; ++gi) {
-                DirectConv2D(g, px + (i * c + gi * cg) * in_size, packed + gi * mg * kdim,
-                             pb ? pb + gi * mg : nullptr, py + (i * m + gi * mg) * out_size, relu_);
-              }
+            for (int64_t gi = 0; gi < group_; ++gi) {
+              DirectConv2D(g, px + gi * cg * in_size, c * in_size, packed + gi * mg * kdim,
+                           pb ? pb + gi * mg : nullptr, py + gi * mg * out_size, m * out_size, n,
+                           relu_);
             }
             *ctx.outputs[0] = std::move(y);
             return Status::Ok();

@@ -153,8 +153,8 @@ void PackDirectConvWeights(const float* w, int64_t out_channels, int64_t kdim, f
   }
 }
 
-void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, const float* bias,
-                  float* y, bool relu) {
+void DirectConv2D(const DirectConvGeometry& g, const float* x, int64_t x_stride, const float* w,
+                  const float* bias, float* y, int64_t y_stride, int64_t images, bool relu) {
   const int lanes = Lanes();
   // Padded input: every row and column a tap can touch, zeros outside x.
   const int64_t hp = (g.out_h - 1) * g.stride_h + (g.kernel_h - 1) * g.dilation_h + 1;
@@ -164,13 +164,7 @@ void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, c
   const size_t need = static_cast<size_t>(g.channels * plane + lanes);
   if (xpad.size() < need) xpad.resize(need);
   float* xp = xpad.data();
-  const DirectPadArgs pad{x, xp, g.channels, g.in_h, g.in_w, hp, wp, g.pad_top, g.pad_left};
-  if (lanes == 16) {
-    avx512::PadInput(pad);
-  } else {
-    avx2::PadInput(pad);
-  }
-  std::fill(xp + g.channels * plane, xp + need, 0.0f);
+  std::fill(xp + g.channels * plane, xp + need, 0.0f);  // slack read by the last vectors
 
   thread_local std::vector<int64_t> koff;
   koff.clear();
@@ -195,16 +189,22 @@ void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* w, c
   a.kdim = static_cast<int64_t>(koff.size());
   a.w = w;
   a.bias = bias;
-  a.y = y;
   a.out_plane = g.out_h * g.out_w;
   a.out_channels = g.out_channels;
   a.tasks = tasks.data();
   a.ntasks = static_cast<int64_t>(tasks.size());
   a.relu = relu;
-  if (lanes == 16) {
-    avx512::RunTasks(a);
-  } else {
-    avx2::RunTasks(a);
+  for (int64_t i = 0; i < images; ++i) {
+    DirectPadArgs pad{x, xp, g.channels, g.in_h, g.in_w, hp, wp, g.pad_top, g.pad_left};
+    pad.x = x + i * x_stride;
+    a.y = y + i * y_stride;
+    if (lanes == 16) {
+      avx512::PadInput(pad);
+      avx512::RunTasks(a);
+    } else {
+      avx2::PadInput(pad);
+      avx2::RunTasks(a);
+    }
   }
 }
 

@@ -35,13 +35,15 @@ bool DirectConvSuits(const DirectConvGeometry& g);
 // machine that runs.
 void PackDirectConvWeights(const float* w, int64_t out_channels, int64_t kdim, float* packed);
 
-// y[m, oh, ow] = bias[m] + sum over c, kh, kw of w[m, c, kh, kw] *
-// x[c, oh*stride_h - pad_top + kh*dilation_h, ow - pad_left + kw*dilation_w] (zero outside
-// x). x is [channels, in_h, in_w], `packed_w` is w [out_channels, channels, kernel_h,
-// kernel_w] after PackDirectConvWeights, y is [out_channels, out_h, out_w], all contiguous;
-// `bias` may be null. With `relu`, every y value v is stored as v > 0 ? v : 0. Requires
-// DirectConvSuits(g).
-void DirectConv2D(const DirectConvGeometry& g, const float* x, const float* packed_w,
-                  const float* bias, float* y, bool relu = false);
+// For each of `images` images i: y_i[m, oh, ow] = bias[m] + sum over c, kh, kw of
+// w[m, c, kh, kw] * x_i[c, oh*stride_h - pad_top + kh*dilation_h, ow - pad_left +
+// kw*dilation_w] (zero outside x_i), where x_i = x + i * x_stride is [channels, in_h, in_w]
+// and y_i = y + i * y_stride is [out_channels, out_h, out_w], each contiguous. `packed_w` is
+// w [out_channels, channels, kernel_h, kernel_w] after PackDirectConvWeights; `bias` may be
+// null. With `relu`, every y value is stored as ReluOf(v) (kernel.h). The geometry's tap and
+// row tables are built once for all images. Requires DirectConvSuits(g).
+void DirectConv2D(const DirectConvGeometry& g, const float* x, int64_t x_stride,
+                  const float* packed_w, const float* bias, float* y, int64_t y_stride,
+                  int64_t images, bool relu = false);
 
 }  // namespace serveml::engine
