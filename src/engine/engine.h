@@ -66,6 +66,14 @@ class Model {
   virtual Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const = 0;
 };
 
+// Caps the elements of every tensor a run creates (upper bound 2^28, the same bound as
+// initializers; default 2^28 or SERVEML_ENGINE_MAX_TENSOR_ELEMENTS). A run that would
+// exceed it fails with InvalidInput naming the shape. Process-wide; takes effect for runs
+// that start afterwards. Values outside [1, 2^28] restore the default. The fuzz harness lowers it
+// so one input costs bounded time; a server may lower it to bound the memory one request can claim.
+void SetTensorElementLimit(int64_t limit);
+int64_t TensorElementLimit();
+
 // Parses one serialized ONNX TensorProto (as in the backend test cases' input_N.pb).
 // `name` receives TensorProto.name.
 Result<Tensor> ReadTensorProto(const std::string& bytes, std::string* name);

@@ -1,24 +1,48 @@
 #include "engine/kernel.h"
 
+#include <atomic>
+#include <cstdlib>
 #include <cstring>
 
 #include "engine/arena.h"
 #include "engine/onnx/tensor_proto.h"
 
 namespace serveml::engine {
+namespace {
+
+// 2^28, or SERVEML_ENGINE_MAX_TENSOR_ELEMENTS when it holds a number in [1, 2^28].
+int64_t DefaultTensorElementLimit() {
+  const char* env = std::getenv("SERVEML_ENGINE_MAX_TENSOR_ELEMENTS");
+  const long long v = env ? std::strtoll(env, nullptr, 10) : 0;
+  return v >= 1 && v <= onnx::kMaxTensorElements ? static_cast<int64_t>(v)
+                                                 : onnx::kMaxTensorElements;
+}
+
+std::atomic<int64_t> g_tensor_element_limit{DefaultTensorElementLimit()};
+
+Status TooLarge(const Shape& shape, int64_t limit) {
+  return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large (limit " +
+                      std::to_string(limit) + " elements)");
+}
+
+}  // namespace
+
+void SetTensorElementLimit(int64_t limit) {
+  if (limit < 1 || limit > onnx::kMaxTensorElements) limit = DefaultTensorElementLimit();
+  g_tensor_element_limit.store(limit, std::memory_order_relaxed);
+}
+
+int64_t TensorElementLimit() { return g_tensor_element_limit.load(std::memory_order_relaxed); }
 
 Result<Tensor> NewTensor(DType dtype, Shape shape) {
+  const int64_t limit = TensorElementLimit();
   int64_t n = 1;
   for (int64_t d : shape) {
     if (d < 0) return InvalidInput("negative dimension in shape " + ShapeToString(shape));
-    if (d != 0 && n > onnx::kMaxTensorElements / d) {
-      return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large");
-    }
+    if (d != 0 && n > limit / d) return TooLarge(shape, limit);
     n *= d;
   }
-  if (n > onnx::kMaxTensorElements) {
-    return InvalidInput("tensor of shape " + ShapeToString(shape) + " is too large");
-  }
+  if (n > limit) return TooLarge(shape, limit);
   const size_t bytes = static_cast<size_t>(n) * DTypeSize(dtype);
   if (TensorArena* arena = CurrentArena(); arena && bytes > 0) {
     if (std::shared_ptr<void> buf = arena->Allocate(bytes)) {

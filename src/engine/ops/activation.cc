@@ -102,6 +102,10 @@ class ClipKernel final : public Kernel {
       T lo = std::numeric_limits<T>::lowest();
       T hi = std::numeric_limits<T>::max();
       if (attr_form_) {
+        if constexpr (!std::is_floating_point_v<T>) {
+          return InvalidInput("Clip before opset 11 takes float and double tensors, not " +
+                              std::string(DTypeName(x->dtype())));
+        }
         lo = static_cast<T>(lo_);
         hi = static_cast<T>(hi_);
       } else {

@@ -233,6 +233,41 @@ TEST(Kernels, HugeBroadcastIsRefusedNotAllocated) {
   EXPECT_NE(r.status().message().find("too large"), std::string::npos) << r.status().message();
 }
 
+TEST(Kernels, TensorElementLimitIsAdjustable) {
+  auto model = Load(ModelBytes(Graph({Node("Add", {"A", "B"}, {"Y"})}, {},
+                                     {ValueInfo("A", 1, {-1, 1}), ValueInfo("B", 1, {1, -1})},
+                                     {ValueInfo("Y", 1, {-1, -1})})));
+  ASSERT_TRUE(model);
+  const std::vector<Tensor> in{Tensor(DType::kFloat32, {100, 1}),
+                               Tensor(DType::kFloat32, {1, 100})};
+  SetTensorElementLimit(9999);
+  auto refused = model->Run(in);
+  SetTensorElementLimit(10000);
+  auto at_limit = model->Run(in);
+  SetTensorElementLimit(0);  // out of range: back to the default
+  if (!std::getenv("SERVEML_ENGINE_MAX_TENSOR_ELEMENTS")) {
+    EXPECT_EQ(TensorElementLimit(), int64_t{1} << 28);
+  }
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("limit 9999 elements"), std::string::npos)
+      << refused.status().message();
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status().message();
+  EXPECT_EQ((*at_limit)[0].numel(), 10000);
+}
+
+TEST(Kernels, AttributeClipRefusesIntegerTensors) {
+  // Clip-6 is defined for float types only; its default bounds (+-FLT_MAX) do not fit in an
+  // integer (found by the ONNX fuzz target).
+  auto model = Load(ModelBytes(
+      Graph({Node("Clip", {"X"}, {"Y"})}, {}, {ValueInfo("X", 7, {3})}, {ValueInfo("Y", 7, {3})}),
+      /*opset=*/6));
+  ASSERT_TRUE(model);
+  auto r = model->Run(std::vector<Tensor>{Tensor::From<int64_t>({3}, {-5, 0, 5})});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("Clip before opset 11"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(Model, InputValidationAndDynamicBatch) {
   auto m = Load(ModelBytes(Graph({Node("Relu", {"X"}, {"Y"})}, {}, {ValueInfo("X", 1, {-1, 2})},
                                  {ValueInfo("Y", 1, {-1, 2})})));
