@@ -266,6 +266,41 @@ std::chrono::duration<double> LoopBudget() {
   return std::chrono::duration<double>(seconds);
 }
 
+// The wall-clock budget shared by every Loop and Scan of one run on this thread: the
+// outermost one starts it, nested ones (their bodies run on the same thread) draw from it,
+// so inner loops that each finish just inside a budget of their own cannot stretch the run
+// to (nesting depth) x budget.
+thread_local bool t_iteration_deadline_set = false;
+thread_local std::chrono::steady_clock::time_point t_iteration_deadline;
+
+class IterationBudget {
+ public:
+  IterationBudget() : outermost_(!t_iteration_deadline_set) {
+    if (outermost_) {
+      t_iteration_deadline =
+          std::chrono::steady_clock::now() +
+          std::chrono::duration_cast<std::chrono::steady_clock::duration>(LoopBudget());
+      t_iteration_deadline_set = true;
+    }
+  }
+  ~IterationBudget() {
+    if (outermost_) t_iteration_deadline_set = false;
+  }
+  IterationBudget(const IterationBudget&) = delete;
+  IterationBudget& operator=(const IterationBudget&) = delete;
+
+  // OK while the budget lasts; `what` ("the loop ran", "the scan ran") starts the error.
+  static Status Check(const char* what, const std::string& progress) {
+    if (std::chrono::steady_clock::now() <= t_iteration_deadline) return Status::Ok();
+    char secs[32];
+    std::snprintf(secs, sizeof secs, "%g", LoopBudget().count());
+    return InvalidInput(std::string(what) + " longer than " + secs + " s (" + progress + ")");
+  }
+
+ private:
+  bool outermost_;
+};
+
 class LoopKernel final : public Kernel {
  public:
   LoopKernel(Body body, size_t num_carried, size_t num_scan)
@@ -292,16 +327,11 @@ class LoopKernel final : public Kernel {
     }
     std::vector<ScanParts> scans(num_scan_);
     size_t scan_bytes = 0;
-    const auto start = std::chrono::steady_clock::now();
-    const auto budget = LoopBudget();
+    const IterationBudget budget;
     for (int64_t it = 0; it < max_trip && cond; ++it) {
-      if (std::chrono::steady_clock::now() - start > budget) {
-        char secs[32];
-        std::snprintf(secs, sizeof secs, "%g", budget.count());
-        return InvalidInput("the loop ran longer than " + std::string(secs) + " s (" +
-                            std::to_string(it) +
-                            " iterations) without its trip count or condition stopping it");
-      }
+      RETURN_IF_ERROR(IterationBudget::Check(
+          "the loop ran",
+          std::to_string(it) + " iterations without its trip count or condition stopping it"));
       ASSIGN_OR_RETURN(args[0], ScalarTensor(it));
       ASSIGN_OR_RETURN(args[1], ScalarTensor(cond));
       ASSIGN_OR_RETURN(std::vector<Tensor> outs, body_.graph->Run(args));
@@ -374,7 +404,10 @@ Status RunScan(const Body& body, const ScanConfig& cfg, const KernelContext& ctx
   std::vector<Tensor> args = body.Args(ctx);
   for (size_t n = 0; n < cfg.num_state; ++n) args[n] = states[n];
   size_t scan_bytes = 0;
+  const IterationBudget budget;
   for (int64_t t = 0; t < len; ++t) {
+    RETURN_IF_ERROR(IterationBudget::Check(
+        "the scan ran", std::to_string(t) + " of " + std::to_string(len) + " steps"));
     for (size_t j = 0; j < cfg.num_scan_in; ++j) {
       const int64_t pos = cfg.in_dirs[j] ? len - 1 - t : t;
       ASSIGN_OR_RETURN(args[cfg.num_state + j], SliceAxis(*inputs[j], in_axes[j], pos));

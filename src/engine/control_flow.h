@@ -36,8 +36,9 @@ inline constexpr int kMaxSubgraphDepth = 16;
 // Total bytes one Loop or Scan node may accumulate in its scan outputs during a run; a
 // run that would exceed it fails with an InvalidInput error naming the output.
 inline constexpr size_t kMaxScanOutputBytes = size_t{1} << 30;
-// Wall-clock budget of one Loop node's run, in seconds: a Loop that its trip count and
-// condition do not stop (a broken or hostile model) fails with an error naming the node
+// Wall-clock budget, in seconds, of the Loop and Scan iterations of one run (the outermost
+// Loop/Scan starts it; nested ones share it): a Loop that its trip count and condition do
+// not stop, or a huge Scan (a broken or hostile model), fails with an error naming the node
 // instead of holding a request thread forever. SERVEML_ENGINE_LOOP_SECONDS (a positive
 // number) overrides it.
 inline constexpr double kDefaultLoopSeconds = 30.0;

@@ -74,6 +74,14 @@ class Model {
 void SetTensorElementLimit(int64_t limit);
 int64_t TensorElementLimit();
 
+// Caps the work of one node in one run: convolutions, pooling, matrix products and other
+// kernels whose cost grows faster than their tensors refuse a run that would take more
+// multiply-adds (window steps) than this, with InvalidInput naming the operator. Default
+// 1e13 (about a minute of one core) or SERVEML_ENGINE_MAX_NODE_WORK; values below 1 restore
+// the default. Process-wide, like SetTensorElementLimit.
+void SetNodeWorkLimit(double limit);
+double NodeWorkLimit();
+
 // Parses one serialized ONNX TensorProto (as in the backend test cases' input_N.pb).
 // `name` receives TensorProto.name.
 Result<Tensor> ReadTensorProto(const std::string& bytes, std::string* name);

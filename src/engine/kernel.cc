@@ -1,6 +1,7 @@
 #include "engine/kernel.h"
 
 #include <atomic>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 
@@ -25,7 +26,33 @@ Status TooLarge(const Shape& shape, int64_t limit) {
                       std::to_string(limit) + " elements)");
 }
 
+constexpr double kDefaultNodeWork = 1e13;
+
+// kDefaultNodeWork, or SERVEML_ENGINE_MAX_NODE_WORK when it holds a positive number.
+double DefaultNodeWorkLimit() {
+  const char* env = std::getenv("SERVEML_ENGINE_MAX_NODE_WORK");
+  const double v = env ? std::strtod(env, nullptr) : 0.0;
+  return v >= 1.0 ? v : kDefaultNodeWork;
+}
+
+std::atomic<double> g_node_work_limit{DefaultNodeWorkLimit()};
+
 }  // namespace
+
+void SetNodeWorkLimit(double limit) {
+  g_node_work_limit.store(limit >= 1.0 ? limit : DefaultNodeWorkLimit(), std::memory_order_relaxed);
+}
+
+double NodeWorkLimit() { return g_node_work_limit.load(std::memory_order_relaxed); }
+
+Status CheckWork(std::string_view op, double work) {
+  const double limit = NodeWorkLimit();
+  if (work <= limit) return Status::Ok();
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " would take %.3g multiply-adds, over the limit of %.3g per node",
+                work, limit);
+  return InvalidInput(std::string(op) + buf);
+}
 
 void SetTensorElementLimit(int64_t limit) {
   if (limit < 1 || limit > onnx::kMaxTensorElements) limit = DefaultTensorElementLimit();

@@ -80,6 +80,20 @@ using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);
 // is gone; otherwise from the heap. Either way the tensor owns its buffer like any other.
 Result<Tensor> NewTensor(DType dtype, Shape shape);
 
+// Guards hostile geometry that keeps tensors small but work huge (a 128x128 kernel over a
+// 256x256 image): kernels whose cost is not linear in their tensors call this before the
+// work with the number of multiply-adds (or window steps) they are about to do. OK when
+// `work` is within NodeWorkLimit() (engine.h); otherwise InvalidInput naming the operator,
+// the work and the limit.
+Status CheckWork(std::string_view op, double work);
+
+// Product of the dims as a double, for work estimates that must not overflow.
+inline double Volume(std::span<const int64_t> dims) {
+  double v = 1.0;
+  for (int64_t d : dims) v *= static_cast<double>(d);
+  return v;
+}
+
 // Attribute access with type checks. Errors name the attribute and the expected type.
 class NodeAttrs {
  public:

@@ -312,6 +312,22 @@ def test_endless_loop_is_stopped_by_the_time_budget(tmp_path):
     assert "the loop ran longer than 1 s" in proc.stderr, proc.stderr
 
 
+def test_long_scan_is_stopped_by_the_time_budget(tmp_path):
+    # A Scan over 4M steps (a few seconds of body runs) against a 0.2 s budget.
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "x_t"], ["acc_out"])],
+        "body", [vi("acc_in", F, []), vi("x_t", F, [])], [vi("acc_out", F, [])])
+    g = helper.make_graph(
+        [helper.make_node("Scan", ["acc0", "xs"], ["acc"], body=body, num_scan_inputs=1)],
+        "g", [vi("acc0", F, []), vi("xs", F, [None])], [vi("acc", F, [])])
+    proc, _ = serveml_run(make_model(g, 17),
+                          [np.array(0.0, np.float32), np.ones(1 << 22, np.float32)], tmp_path,
+                          env={"SERVEML_ENGINE_LOOP_SECONDS": "0.2"})
+    assert proc.returncode == 1, proc.stderr
+    assert "the scan ran longer than 0.2 s" in proc.stderr, proc.stderr
+    assert f"of {1 << 22} steps" in proc.stderr, proc.stderr
+
+
 def test_sequence_typed_branch_is_unsupported(tmp_path):
     then_g = helper.make_graph([helper.make_node("SequenceConstruct", ["x"], ["s"])], "then", [],
                                [helper.make_tensor_sequence_value_info("s", F, None)])

@@ -170,6 +170,11 @@ class AttentionKernel final : public Kernel {
     if (sq > INT_MAX || total > INT_MAX || d > INT_MAX || dv > INT_MAX) {
       return InvalidInput("Attention dimensions exceed the supported size");
     }
+    // Q.K^T and P.V for every query head.
+    RETURN_IF_ERROR(CheckWork("Attention", static_cast<double>(batch) * static_cast<double>(hq) *
+                                               static_cast<double>(sq) *
+                                               static_cast<double>(total) *
+                                               static_cast<double>(d + dv)));
 
     // Key/value sources: K/V in place, or the past + new concatenation.
     const bool want_present = ctx.num_outputs() > 1;

@@ -107,6 +107,9 @@ class ConvKernel final : public Kernel {
       return InvalidInput("Conv kernel_shape does not match W");
     }
     ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, kernel));
+    RETURN_IF_ERROR(CheckWork("Conv", static_cast<double>(n) * static_cast<double>(m) *
+                                          static_cast<double>(c / group_) * Volume(win.out) *
+                                          Volume(win.kernel)));
     Shape out_shape{n, m};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);
@@ -297,6 +300,9 @@ class ConvTransposeKernel final : public Kernel {
       win.pad_begin.push_back(pb);
       win.pad_end.push_back(pe);
     }
+    RETURN_IF_ERROR(CheckWork("ConvTranspose", static_cast<double>(n) * static_cast<double>(c) *
+                                                   static_cast<double>(m / group_) *
+                                                   Volume(win.in) * Volume(win.kernel)));
     Shape out_shape{n, m};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);

@@ -101,6 +101,10 @@ class NonMaxSuppressionKernel final : public Kernel {
                      OptionalFloatScalar(st, 0.0f, "NonMaxSuppression score_threshold"));
 
     const int64_t batches = boxes->dim(0), num_boxes = boxes->dim(1), classes = scores->dim(1);
+    // Worst case: every box compared with every kept box of its class.
+    RETURN_IF_ERROR(CheckWork("NonMaxSuppression",
+                              static_cast<double>(batches) * static_cast<double>(classes) *
+                                  static_cast<double>(num_boxes) * static_cast<double>(num_boxes)));
     const float* pb = boxes->data<float>();
     const float* ps = scores->data<float>();
     std::vector<int64_t> selected;  // (batch, class, box) triples

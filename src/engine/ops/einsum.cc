@@ -280,6 +280,8 @@ Result<Operand<T>> Contract(const Operand<T>& a_in, const Operand<T>& b_in,
   if (m > INT_MAX || n > INT_MAX || k > INT_MAX) {
     return InvalidInput("Einsum contraction dimensions exceed the supported size");
   }
+  RETURN_IF_ERROR(CheckWork("Einsum", static_cast<double>(nb) * static_cast<double>(m) *
+                                          static_cast<double>(n) * static_cast<double>(k)));
 
   bool ta = false, tb = false;
   const std::vector<int> a_mk = JoinIds({&batch, &a_free, &red});

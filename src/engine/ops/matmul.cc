@@ -73,6 +73,8 @@ class GemmKernel final : public Kernel {
           " do not match (transA=" + std::to_string(ta_) + ", transB=" + std::to_string(tb_) + ")");
     }
     RETURN_IF_ERROR(CheckBlasDims(m, n, k));
+    RETURN_IF_ERROR(CheckWork(
+        "Gemm", static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k)));
     const Shape out_shape{m, n};
     if (c && !CanBroadcastTo(c->shape(), out_shape)) {
       return InvalidInput("Gemm C of shape " + ShapeToString(c->shape()) +
@@ -154,6 +156,8 @@ class MatMulKernel final : public Kernel {
     std::span<const int64_t> b_batch(bs.data(), bs.size() - 2);
     std::vector<int64_t> batch;
     RETURN_IF_ERROR(BroadcastShape(a_batch, b_batch, &batch));
+    RETURN_IF_ERROR(CheckWork("MatMul", Volume(batch) * static_cast<double>(m) *
+                                            static_cast<double>(n) * static_cast<double>(k)));
     Shape out_shape = batch;
     if (!a_vec) out_shape.push_back(m);
     if (!b_vec) out_shape.push_back(n);

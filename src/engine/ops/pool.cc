@@ -138,6 +138,9 @@ class PoolKernel final : public Kernel {
                           ShapeToString(x->shape()));
     }
     ASSIGN_OR_RETURN(Window win, ResolveWindow(attrs_, in, attrs_.kernel_shape));
+    RETURN_IF_ERROR(CheckWork(name_, static_cast<double>(x->dim(0)) *
+                                         static_cast<double>(x->dim(1)) * Volume(win.out) *
+                                         Volume(win.kernel)));
     Shape out_shape{x->dim(0), x->dim(1)};
     out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
     const Window3 w = To3D(win);

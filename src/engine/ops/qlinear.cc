@@ -592,6 +592,9 @@ class IntConvKernel final : public Kernel {
     const int64_t out_size = w3.out[0] * w3.out[1] * w3.out[2];
     const int64_t in_size = w3.in[0] * w3.in[1] * w3.in[2];
     const int64_t kdim = cg * w3.kernel[0] * w3.kernel[1] * w3.kernel[2];
+    RETURN_IF_ERROR(CheckWork(op, static_cast<double>(batch) * static_cast<double>(m) *
+                                      static_cast<double>(cg) * Volume(win.out) *
+                                      Volume(win.kernel)));
 
     ASSIGN_OR_RETURN(ZeroPoints zx,
                      ReadZeroPoints(ctx.input(in_.x_zp), x->dtype(), 1, 1, op, "x_zero_point"));

@@ -370,6 +370,11 @@ class RoiAlignKernel final : public Kernel {
           return InvalidInput("RoiAlign roi " + std::to_string(n) +
                               " needs too many samples per bin (set sampling_ratio)");
         }
+        // Each roi's samples are read for every channel; bounded as if every roi were this one.
+        RETURN_IF_ERROR(
+            CheckWork("RoiAlign", static_cast<double>(num_rois) * static_cast<double>(C) *
+                                      static_cast<double>(out_h_ * out_w_) *
+                                      static_cast<double>(grid_h * grid_w)));
         const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
         // Samples shared by all channels, bin by bin.
         samples.clear();

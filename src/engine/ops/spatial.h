@@ -74,6 +74,8 @@ struct Window3 {
 };
 Window3 To3D(const Window& w);
 
+inline double Volume(const WindowDims& dims) { return Volume({dims.begin(), dims.end()}); }
+
 // The identity element map of Im2Col (copies whole rows when the horizontal stride is 1).
 struct Im2ColCopy {
   template <typename V>

@@ -370,6 +370,8 @@ class LrnKernel final : public Kernel {
       return InvalidInput("LRN input must have rank >= 3 (N, C, spatial...), got shape " +
                           ShapeToString(x->shape()));
     }
+    RETURN_IF_ERROR(CheckWork(
+        "LRN", static_cast<double>(x->numel()) * static_cast<double>(std::min(size_, x->dim(1)))));
     return Dispatch<SERVEML_FLOAT_TYPES>(x->dtype(), "LRN", [&](auto tag) -> Status {
       using T = decltype(tag);
       ASSIGN_OR_RETURN(Tensor y, NewTensor(x->dtype(), x->shape()));

@@ -255,6 +255,31 @@ TEST(Kernels, TensorElementLimitIsAdjustable) {
   EXPECT_EQ((*at_limit)[0].numel(), 10000);
 }
 
+TEST(Kernels, NodeWorkLimitRefusesHugeWindowsBeforeWorking) {
+  // Small tensors, large work: a 1x1x64x64 image with a 32x32 kernel is 33^2 * 32^2 =
+  // 1,115,136 multiply-adds for a 33x33 output.
+  auto model =
+      Load(ModelBytes(Graph({Node("Conv", {"X", "W"}, {"Y"})}, {},
+                            {ValueInfo("X", 1, {1, 1, 64, 64}), ValueInfo("W", 1, {1, 1, 32, 32})},
+                            {ValueInfo("Y", 1, {1, 1, 33, 33})})));
+  ASSERT_TRUE(model);
+  std::vector<Tensor> in{Tensor(DType::kFloat32, {1, 1, 64, 64}),
+                         Tensor(DType::kFloat32, {1, 1, 32, 32})};
+  for (Tensor& t : in) std::fill(t.data<float>(), t.data<float>() + t.numel(), 1.0f);
+  SetNodeWorkLimit(1115135);
+  auto refused = model->Run(in);
+  SetNodeWorkLimit(1115136);
+  auto at_limit = model->Run(in);
+  SetNodeWorkLimit(0);  // out of range: back to the default
+  if (!std::getenv("SERVEML_ENGINE_MAX_NODE_WORK")) EXPECT_EQ(NodeWorkLimit(), 1e13);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("Conv would take 1.12e+06 multiply-adds"),
+            std::string::npos)
+      << refused.status().message();
+  ASSERT_TRUE(at_limit.ok()) << at_limit.status().message();
+  EXPECT_EQ((*at_limit)[0].data<float>()[0], 1024.0f);  // a full window of ones
+}
+
 TEST(Kernels, AttributeClipRefusesIntegerTensors) {
   // Clip-6 is defined for float types only; its default bounds (+-FLT_MAX) do not fit in an
   // integer (found by the ONNX fuzz target).
