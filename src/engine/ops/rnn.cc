@@ -253,6 +253,11 @@ class RecurrentKernel final : public Kernel {
     RETURN_IF_ERROR(CheckInput(init_h, "initial_h", dt, state_shape));
     RETURN_IF_ERROR(CheckInput(init_c, "initial_c", dt, state_shape));
     RETURN_IF_ERROR(CheckInput(peep, "P", dt, {nd, 3 * hid}));
+    // Per step and direction: the gates from X (in) and from the hidden state (hid).
+    RETURN_IF_ERROR(CheckWork(CellName(cell), static_cast<double>(nd) * static_cast<double>(seq) *
+                                                  static_cast<double>(batch) *
+                                                  static_cast<double>(gh) *
+                                                  static_cast<double>(in + hid)));
     if (lens) {
       if (lens->dtype() != DType::kInt32 && lens->dtype() != DType::kInt64) {
         return Bad("sequence_lens must be int32 or int64");
