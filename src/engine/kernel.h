@@ -7,11 +7,14 @@
 // after they are produced, so aliasing is safe).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <vector>
 
 #include "core/status.h"
@@ -63,6 +66,25 @@ struct KernelInit {
 template <typename T>
 inline T ReluOf(T x) {
   return x < T(0) ? T(0) : x;
+}
+
+// A float attribute (alpha, beta, ...) as element type T: unchanged for floating T; for
+// integer T truncated toward zero and saturated to T's range, NaN giving 0 (a plain cast
+// of an out-of-range value is undefined behaviour).
+template <typename T>
+inline T SaturatingCast(double v) {
+  if constexpr (std::is_floating_point_v<T>) {
+    return static_cast<T>(v);
+  } else {
+    if (std::isnan(v)) return T(0);
+    if (v >= static_cast<double>(std::numeric_limits<T>::max())) {
+      return std::numeric_limits<T>::max();
+    }
+    if (v <= static_cast<double>(std::numeric_limits<T>::lowest())) {
+      return std::numeric_limits<T>::lowest();
+    }
+    return static_cast<T>(v);
+  }
 }
 
 // p[i] = ReluOf(p[i]) for i < n.

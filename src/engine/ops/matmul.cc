@@ -94,7 +94,7 @@ class GemmKernel final : public Kernel {
       if (use_c) {
         // Y = beta * broadcast(C), then Y += alpha * A' B'.
         const T* pc = c->data<T>();
-        const T beta = static_cast<T>(beta_);
+        const T beta = SaturatingCast<T>(beta_);
         const size_t cr = c->rank();
         const int64_t c_rows = cr == 2 ? c->dim(0) : 1;
         const int64_t c_cols = cr >= 1 ? c->dim(cr - 1) : 1;
@@ -106,8 +106,8 @@ class GemmKernel final : public Kernel {
         }
       }
       if (k > 0) {
-        GemmAny<T>(ta_, tb_, m, n, k, static_cast<T>(alpha_), a->data<T>(), a->dim(1), b->data<T>(),
-                   b->dim(1), use_c ? T(1) : T(0), py, n);
+        GemmAny<T>(ta_, tb_, m, n, k, SaturatingCast<T>(alpha_), a->data<T>(), a->dim(1),
+                   b->data<T>(), b->dim(1), use_c ? T(1) : T(0), py, n);
       } else if (!use_c) {
         std::fill(py, py + m * n, T(0));  // the buffer is not cleared beforehand
       }

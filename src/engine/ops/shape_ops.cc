@@ -536,6 +536,11 @@ class PadKernel final : public Kernel {
       }
     }
     const Tensor* cv = inputs_form_ ? ctx.input(2) : nullptr;
+    if (!inputs_form_ && x->dtype() != DType::kFloat32 && x->dtype() != DType::kFloat64) {
+      // Pad-2 is defined for float types only; its float `value` may not fit an integer.
+      return InvalidInput("Pad before opset 11 takes float and double tensors, not " +
+                          std::string(DTypeName(x->dtype())));
+    }
     if (cv && (cv->dtype() != x->dtype() || cv->numel() != 1)) {
       return InvalidInput("Pad constant_value must be a scalar of the input's element type");
     }

@@ -293,6 +293,20 @@ TEST(Kernels, AttributeClipRefusesIntegerTensors) {
       << r.status().message();
 }
 
+TEST(Kernels, AttributePadRefusesIntegerTensors) {
+  // Pad-2's float `value` (here 1e28) cannot be converted to an integer element (found by
+  // the ONNX fuzz target); the spec defines that form for float types only.
+  auto model = Load(ModelBytes(
+      Graph({Node("Pad", {"X"}, {"Y"}, {AttrInts("pads", {1, 1}), AttrFloat("value", 1e28f)})}, {},
+            {ValueInfo("X", 13, {2})}, {ValueInfo("Y", 13, {4})}),
+      /*opset=*/2));
+  ASSERT_TRUE(model);
+  auto r = model->Run(std::vector<Tensor>{Tensor::From<uint64_t>({2}, {1, 2})});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("Pad before opset 11"), std::string::npos)
+      << r.status().message();
+}
+
 TEST(Model, InputValidationAndDynamicBatch) {
   auto m = Load(ModelBytes(Graph({Node("Relu", {"X"}, {"Y"})}, {}, {ValueInfo("X", 1, {-1, 2})},
                                  {ValueInfo("Y", 1, {-1, 2})})));
