@@ -289,12 +289,19 @@ class IterationBudget {
   IterationBudget(const IterationBudget&) = delete;
   IterationBudget& operator=(const IterationBudget&) = delete;
 
-  // OK while the budget lasts; `what` ("the loop ran", "the scan ran") starts the error.
-  static Status Check(const char* what, const std::string& progress) {
+  // OK while the budget lasts. Otherwise the error says how far the loop (`steps` < 0) or
+  // the scan of `steps` steps got: `done` iterations.
+  static Status Check(int64_t done, int64_t steps) {
     if (std::chrono::steady_clock::now() <= t_iteration_deadline) return Status::Ok();
     char secs[32];
     std::snprintf(secs, sizeof secs, "%g", LoopBudget().count());
-    return InvalidInput(std::string(what) + " longer than " + secs + " s (" + progress + ")");
+    if (steps < 0) {
+      return InvalidInput("the loop ran longer than " + std::string(secs) + " s (" +
+                          std::to_string(done) +
+                          " iterations) without its trip count or condition stopping it");
+    }
+    return InvalidInput("the scan ran longer than " + std::string(secs) + " s (" +
+                        std::to_string(done) + " of " + std::to_string(steps) + " steps)");
   }
 
  private:
@@ -329,9 +336,7 @@ class LoopKernel final : public Kernel {
     size_t scan_bytes = 0;
     const IterationBudget budget;
     for (int64_t it = 0; it < max_trip && cond; ++it) {
-      RETURN_IF_ERROR(IterationBudget::Check(
-          "the loop ran",
-          std::to_string(it) + " iterations without its trip count or condition stopping it"));
+      RETURN_IF_ERROR(IterationBudget::Check(it, -1));
       ASSIGN_OR_RETURN(args[0], ScalarTensor(it));
       ASSIGN_OR_RETURN(args[1], ScalarTensor(cond));
       ASSIGN_OR_RETURN(std::vector<Tensor> outs, body_.graph->Run(args));
@@ -406,8 +411,7 @@ Status RunScan(const Body& body, const ScanConfig& cfg, const KernelContext& ctx
   size_t scan_bytes = 0;
   const IterationBudget budget;
   for (int64_t t = 0; t < len; ++t) {
-    RETURN_IF_ERROR(IterationBudget::Check(
-        "the scan ran", std::to_string(t) + " of " + std::to_string(len) + " steps"));
+    RETURN_IF_ERROR(IterationBudget::Check(t, len));
     for (size_t j = 0; j < cfg.num_scan_in; ++j) {
       const int64_t pos = cfg.in_dirs[j] ? len - 1 - t : t;
       ASSIGN_OR_RETURN(args[cfg.num_state + j], SliceAxis(*inputs[j], in_axes[j], pos));
