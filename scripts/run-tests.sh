@@ -62,7 +62,8 @@ SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m p
   tests/e2e/test_sklearn_svm_neighbors.py::test_inconsistent_knn_files_fail_cleanly \
   tests/e2e/test_sklearn_composites.py::test_malformed_composites_fail_cleanly \
   tests/e2e/test_sklearn_composites.py::test_column_transformer_dataframe_named_features \
-  tests/e2e/test_control_flow.py tests/e2e/test_nn_kernels.py tests/e2e/test_quantized_models.py 2>&1 | tee build/test-results/e2e-asan.log
+  tests/e2e/test_control_flow.py tests/e2e/test_nn_kernels.py tests/e2e/test_quantized_models.py \
+  tests/e2e/test_int_gemm.py 2>&1 | tee build/test-results/e2e-asan.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e-asan.log
 

@@ -10,7 +10,9 @@ its numbers, while ours are measured inside the process.
 
 Rows: MLP 64-256-256-10 (batch 1, 64), a small CNN (batch 1, 32), logistic regression via
 skl2onnx (batch 1, 1000), and 100-tree random forest / gradient boosting (depth 8, 20
-features; batch 1, 1000) when the engine's operator table has the ONNX-ML tree operators.
+features; batch 1, 1000) when the engine's operator table has the ONNX-ML tree operators, and
+the integer GEMMs MatMulInteger and QLinearMatMul of uint8 A [N, 1024] by a constant int8
+B [1024, 1024] (batch 256; zero points 128 for A, 3 for B).
 
 Usage: bench_engine.py [--binary PATH] [--runs 2000] [--warmup 200]
 """
@@ -118,6 +120,42 @@ def gboost_model():
                     .fit(X, y), X)
 
 
+def _int_gemm_model(op: str, k=1024, n=1024):
+    b = numpy_helper.from_array(RNG.integers(-128, 128, size=(k, n)).astype(np.int8), "b")
+    za = numpy_helper.from_array(np.array(128, np.uint8), "za")
+    zb = numpy_helper.from_array(np.array(3, np.int8), "zb")
+    x = helper.make_tensor_value_info("X", TensorProto.UINT8, ["N", k])
+    if op == "MatMulInteger":
+        node = helper.make_node(op, ["X", "b", "za", "zb"], ["Y"])
+        y = helper.make_tensor_value_info("Y", TensorProto.INT32, ["N", n])
+        return _model([node], [x], [y], [b, za, zb])
+    scales = [numpy_helper.from_array(np.array(v, np.float32), name)
+              for name, v in [("sa", 0.02), ("sb", 0.01), ("sy", 0.5)]]
+    zy = numpy_helper.from_array(np.array(128, np.uint8), "zy")
+    node = helper.make_node(op, ["X", "sa", "za", "b", "sb", "zb", "sy", "zy"], ["Y"])
+    y = helper.make_tensor_value_info("Y", TensorProto.UINT8, ["N", n])
+    return _model([node], [x], [y], [b, za, zb, zy, *scales])
+
+
+def matmul_integer_model():
+    return _int_gemm_model("MatMulInteger")
+
+
+def qlinear_matmul_model():
+    return _int_gemm_model("QLinearMatMul")
+
+
+def random_input(model: onnx.ModelProto, shape: tuple[int, ...]) -> np.ndarray:
+    """Float inputs standard normal; 8-bit integer inputs uniform over the type. (`serveml run
+    --bench` feeds integer inputs as zeros; integer GEMM time does not depend on the values.)"""
+    elem = model.graph.input[0].type.tensor_type.elem_type
+    if elem in (TensorProto.UINT8, TensorProto.INT8):
+        dt = np.uint8 if elem == TensorProto.UINT8 else np.int8
+        info = np.iinfo(dt)
+        return RNG.integers(info.min, info.max, size=shape, endpoint=True).astype(dt)
+    return RNG.standard_normal(shape).astype(np.float32)
+
+
 def input_shape(model: onnx.ModelProto, batch: int) -> tuple[int, ...]:
     dims = model.graph.input[0].type.tensor_type.shape.dim
     return tuple(batch if i == 0 and not d.dim_value else (d.dim_value or 1)
@@ -169,7 +207,9 @@ def main() -> int:
             ("cnn 3x32x32", cnn_model, [1, 32]),
             ("logistic regression", logreg_model, [1, 1000]),
             ("random forest 100x d8", forest_model, [1, 1000]),
-            ("gradient boosting 100x d8", gboost_model, [1, 1000])]
+            ("gradient boosting 100x d8", gboost_model, [1, 1000]),
+            ("matmulinteger u8 x s8 1024", matmul_integer_model, [256]),
+            ("qlinearmatmul u8 x s8 1024", qlinear_matmul_model, [256])]
     with tempfile.TemporaryDirectory() as tmp:
         ident = identity_model()
         overhead = time_ort(ident, np.zeros((1, 1), np.float32), args.runs, args.warmup)
@@ -186,7 +226,7 @@ def main() -> int:
             path = Path(tmp) / (name.split()[0] + ".onnx")
             path.write_bytes(model.SerializeToString())
             for b in batches:
-                x = RNG.standard_normal(input_shape(model, b)).astype(np.float32)
+                x = random_input(model, input_shape(model, b))
                 ours = time_ours(args.binary, path, b, args.runs, args.warmup)
                 if isinstance(ours, str):
                     print(f"{name:28s} {b:5d}    skipped: {ours[:110]}")

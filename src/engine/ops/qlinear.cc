@@ -2,16 +2,24 @@
 // QLinearConv (10), for uint8/int8 operands with per-tensor, per-row (left operand, conv
 // weights per output channel) or per-column (right operand) zero points.
 //
-// All four run one integer GEMM accumulating exactly in int32: operands have their zero points
-// subtracted once into int16 copies (values in [-255, 255]); the right operand is packed into
-// panels of 16 columns with k in pairs, the left into rows padded to an even k, so one AVX2
-// vpmaddwd multiplies two k steps of 8 columns, one AVX-512 VNNI vpdpwssd two k steps of 16
-// columns (4x16 register tile; a portable loop of the same shape elsewhere). Constant right
-// operands (MatMul weights) and constant conv weights are packed at load. Convolutions run im2col
-// on the zero-point-subtracted input (padding is then 0, i.e. the zero point) and one GEMM per
-// image and group (spatial.h geometry). QLinear* requantize as onnxruntime does: float(acc) *
-// (a_scale * b_scale / y_scale) in float32, rounded half to even, plus the output zero point,
-// saturated.
+// All four run an integer GEMM accumulating exactly in int32 (wrapping modulo 2^32 when the
+// exact result does not fit), in one of two schemes:
+// - MatMulInteger and QLinearMatMul on AVX-512 VNNI CPUs (UseVnniU8): vpdpbusd on the raw 8-bit
+//   values, int8 A mapped to uint8 (+128) and uint8 B to int8 (-128) with their zero points
+//   shifted alike, and the zero points applied afterwards from A's row sums and B's column sums
+//   (see "The AVX-512 VNNI path"). B is packed in panels of 32 columns with k in quads, A in
+//   tiles of 8 rows, for an 8x32 register tile (16 zmm accumulators).
+// - Everything else (convolutions everywhere, matrix products without VNNI): operands have their
+//   zero points subtracted once into int16 copies (values in [-255, 255]); the right operand is
+//   packed into panels of 16 columns with k in pairs, the left into rows padded to an even k, so
+//   one AVX2 vpmaddwd multiplies two k steps of 8 columns, one AVX-512 VNNI vpdpwssd two k steps
+//   of 16 columns (4x16 register tile; a portable loop of the same shape elsewhere).
+// Constant right operands (MatMul weights, packed for the scheme the CPU runs) and constant conv
+// weights are packed at load. Convolutions run im2col on the zero-point-subtracted input
+// (padding is then 0, i.e. the zero point) and one GEMM per image and group (spatial.h
+// geometry). QLinear* requantize as onnxruntime does: float(acc) * (a_scale * b_scale / y_scale)
+// in float32, rounded half to even, plus the output zero point, saturated (16 values at a time
+// with AVX-512, the same float32 operations).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -272,6 +280,240 @@ void IntGemm(const int16_t* ap, int64_t m, int64_t k, const int16_t* bp, int64_t
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// The AVX-512 VNNI path for matrix products: vpdpbusd multiplies 4 k steps of unsigned 8-bit A
+// by signed 8-bit B into 16 int32 columns, on the raw values. Zero points are applied afterwards:
+//   sum_k (a - za)(b - zb) = sum_k a*b - zb * rowsum(a) - za * (colsum(b) - k * zb)
+// with int8 A mapped to uint8 (a + 128, za + 128) and uint8 B to int8 (b - 128, zb - 128), which
+// leaves every (a - za) and (b - zb) unchanged. vpdpbusd does not saturate (each 4-term sum fits
+// int32) and every term wraps modulo 2^32 (unsigned arithmetic), so the result is the exact one
+// whenever that fits int32, and equal to it modulo 2^32 otherwise.
+
+constexpr int64_t kQr = 8;   // rows per register tile (8 x 2 zmm accumulators)
+constexpr int64_t kQc = 32;  // columns per packed right-operand panel
+
+int64_t KQuads(int64_t k) { return (k + 3) / 4; }
+
+bool UseVnniU8() {
+  static const bool use = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
+  }();
+  return use;
+}
+
+// A right operand packed for the VNNI path. `data[((panel * kq + q) * kQc + j) * 4 + e]` holds
+// B[4q + e][panel * kQc + j] mapped to int8 (zero beyond k and n); per column (n rounded up to
+// kQc, zero padded): `zb` the mapped zero point and `colterm` = colsum(mapped B) - k * zb,
+// wrapping.
+struct PackedBU8 {
+  std::vector<int8_t> data;
+  std::vector<int32_t> zb, colterm;
+  int64_t k = 0, n = 0;
+};
+
+SERVEML_SIMD_BEGIN("avx512f,avx512bw,avx512vnni")
+// Everything up to the matching SERVEML_SIMD_END runs only when UseVnniU8().
+
+// acc + vpdpbusd(a as uint8, b as int8). GCC (12) copies every accumulator around the
+// intrinsic in a loop with many of them; the asm form keeps each one in its register.
+inline __m512i Dpbusd(__m512i acc, __m512i a, __m512i b) {
+#if defined(__GNUC__) && !defined(__clang__)
+  asm("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
+  return acc;
+#else
+  return _mm512_dpbusd_epi32(acc, a, b);
+#endif
+}
+
+// Packs B [k, n] (row stride ldb) with zero points zp[col * zstep] into `out`.
+template <typename T>
+void PackBU8(const T* b, int64_t ldb, int64_t k, int64_t n, const int32_t* zp, int64_t zstep,
+             PackedBU8* out) {
+  constexpr int32_t kShift = std::is_same_v<T, uint8_t> ? 128 : 0;
+  const int64_t kq = KQuads(k), panels = (n + kQc - 1) / kQc, np = panels * kQc;
+  out->k = k;
+  out->n = n;
+  out->data.resize(static_cast<size_t>(panels * kq * kQc * 4));
+  out->zb.assign(static_cast<size_t>(np), 0);
+  out->colterm.assign(static_cast<size_t>(np), 0);
+  const __m256i flip = _mm256_set1_epi8(static_cast<char>(kShift));
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t n0 = p * kQc, cols = std::min(kQc, n - n0);
+    for (int64_t q = 0; q < kq; ++q) {
+      int8_t* d = out->data.data() + (p * kq + q) * kQc * 4;
+      if (cols == kQc && 4 * q + 3 < k) {
+        // 4 rows x 32 columns: interleave bytes, then 16-bit pairs, within 128-bit lanes
+        // (x = [j0-3 | j16-19], y = [j4-7 | j20-23], z = [j8-11 | j24-27], w = [j12-15 | j28-31])
+        __m256i r[4];
+        for (int e = 0; e < 4; ++e) {
+          r[e] = _mm256_xor_si256(
+              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + (4 * q + e) * ldb + n0)),
+              flip);
+        }
+        const __m256i lo01 = _mm256_unpacklo_epi8(r[0], r[1]);
+        const __m256i hi01 = _mm256_unpackhi_epi8(r[0], r[1]);
+        const __m256i lo23 = _mm256_unpacklo_epi8(r[2], r[3]);
+        const __m256i hi23 = _mm256_unpackhi_epi8(r[2], r[3]);
+        const __m256i x = _mm256_unpacklo_epi16(lo01, lo23), y = _mm256_unpackhi_epi16(lo01, lo23);
+        const __m256i z = _mm256_unpacklo_epi16(hi01, hi23), w = _mm256_unpackhi_epi16(hi01, hi23);
+        __m256i* dv = reinterpret_cast<__m256i*>(d);
+        _mm256_storeu_si256(dv, _mm256_permute2x128_si256(x, y, 0x20));
+        _mm256_storeu_si256(dv + 1, _mm256_permute2x128_si256(z, w, 0x20));
+        _mm256_storeu_si256(dv + 2, _mm256_permute2x128_si256(x, y, 0x31));
+        _mm256_storeu_si256(dv + 3, _mm256_permute2x128_si256(z, w, 0x31));
+        continue;
+      }
+      std::memset(d, 0, kQc * 4);
+      for (int64_t e = 0; e < 4 && 4 * q + e < k; ++e) {
+        const T* src = b + (4 * q + e) * ldb + n0;
+        for (int64_t j = 0; j < cols; ++j) d[j * 4 + e] = static_cast<int8_t>(src[j] - kShift);
+      }
+    }
+    // Column sums of the packed panel (zero padded) by vpdpbusd with all-ones A.
+    const int8_t* panel = out->data.data() + p * kq * kQc * 4;
+    const __m512i ones = _mm512_set1_epi8(1);
+    __m512i s0 = _mm512_setzero_si512(), s1 = _mm512_setzero_si512();
+    for (int64_t q = 0; q < kq; ++q) {
+      s0 = Dpbusd(s0, ones, _mm512_loadu_si512(panel + q * kQc * 4));
+      s1 = Dpbusd(s1, ones, _mm512_loadu_si512(panel + q * kQc * 4 + 64));
+    }
+    alignas(64) uint32_t colsum[kQc];
+    _mm512_store_si512(colsum, s0);
+    _mm512_store_si512(colsum + 16, s1);
+    for (int64_t j = 0; j < cols; ++j) {
+      const int32_t zj = zp[(n0 + j) * zstep] - kShift;
+      out->zb[static_cast<size_t>(n0 + j)] = zj;
+      out->colterm[static_cast<size_t>(n0 + j)] =
+          static_cast<int32_t>(colsum[j] - static_cast<uint32_t>(k) * static_cast<uint32_t>(zj));
+    }
+  }
+}
+
+// Packs A [m, k] (row stride lda) with zero points zp[row * zstep] for the VNNI path:
+// dst[((t * kq + q) * kQr + r) * 4 + e] = A[t * kQr + r][4q + e] mapped to uint8 (zero beyond m
+// and k; dst holds RoundUp(m, kQr) * kq * 4 bytes), rowsum[row] its sum over k and za[row] the
+// mapped zero point (both hold RoundUp(m, kQr) values, zero for padding rows).
+template <typename T>
+void PackAU8(const T* a, int64_t lda, int64_t m, int64_t k, const int32_t* zp, int64_t zstep,
+             uint8_t* dst, int32_t* rowsum, int32_t* za) {
+  constexpr int32_t kShift = std::is_same_v<T, int8_t> ? 128 : 0;
+  const __m512i flip = _mm512_set1_epi8(static_cast<char>(kShift));
+  const __m512i zero = _mm512_setzero_si512();
+  // byte offset of quad q's dword within a 16-quad chunk of one row
+  const __m512i offsets =
+      _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                         _mm512_set1_epi32(kQr * 4));
+  const int64_t kq = KQuads(k), mp = (m + kQr - 1) / kQr * kQr;
+  for (int64_t row = 0; row < mp; ++row) {
+    uint8_t* d = dst + (row / kQr) * kq * kQr * 4 + (row % kQr) * 4;
+    if (row >= m) {
+      for (int64_t q = 0; q < kq; ++q) std::memset(d + q * kQr * 4, 0, 4);
+      rowsum[row] = 0;
+      za[row] = 0;
+      continue;
+    }
+    const uint8_t* src = reinterpret_cast<const uint8_t*>(a + row * lda);
+    __m512i sum = zero;
+    for (int64_t c0 = 0; c0 < k; c0 += 64) {
+      const int64_t len = std::min<int64_t>(64, k - c0);
+      const __mmask64 bytes = len == 64 ? ~__mmask64{0} : (__mmask64{1} << len) - 1;
+      const __mmask16 quads = static_cast<__mmask16>((1u << ((len + 3) / 4)) - 1);
+      const __m512i v = _mm512_maskz_mov_epi8(
+          bytes, _mm512_xor_si512(_mm512_maskz_loadu_epi8(bytes, src + c0), flip));
+      sum = _mm512_add_epi64(sum, _mm512_sad_epu8(v, zero));
+      _mm512_mask_i32scatter_epi32(d + (c0 / 4) * kQr * 4, quads, offsets, v, 1);
+    }
+    alignas(64) uint64_t lanes[8];  // (_mm512_reduce_add_epi64 warns in GCC 12's headers)
+    _mm512_store_si512(lanes, sum);
+    uint64_t total = 0;
+    for (uint64_t lane : lanes) total += lane;
+    rowsum[row] = static_cast<int32_t>(static_cast<uint32_t>(total));
+    za[row] = zp[row * zstep] + kShift;
+  }
+}
+
+// c[r][j] (r < R, j < cols) = dot(A tile row r, B panel column j) - zb[j] * rowsum[r]
+// - za[r] * colterm[j], wrapping; `ap` is the tile's PackAU8 block, `bp` the PackBU8 panel.
+template <int R>
+void TileU8(const uint8_t* ap, const int8_t* bp, int64_t kq, int cols, int32_t* c, int64_t ldc,
+            const int32_t* rowsum, const int32_t* za, const int32_t* zb, const int32_t* colterm) {
+  __m512i c00 = _mm512_setzero_si512(), c01 = _mm512_setzero_si512(), c10 = _mm512_setzero_si512(),
+          c11 = _mm512_setzero_si512(), c20 = _mm512_setzero_si512(), c21 = _mm512_setzero_si512(),
+          c30 = _mm512_setzero_si512(), c31 = _mm512_setzero_si512(), c40 = _mm512_setzero_si512(),
+          c41 = _mm512_setzero_si512(), c50 = _mm512_setzero_si512(), c51 = _mm512_setzero_si512(),
+          c60 = _mm512_setzero_si512(), c61 = _mm512_setzero_si512(), c70 = _mm512_setzero_si512(),
+          c71 = _mm512_setzero_si512();
+  for (int64_t q = 0; q < kq; ++q) {
+    const __m512i b0 = _mm512_loadu_si512(bp + q * kQc * 4);
+    const __m512i b1 = _mm512_loadu_si512(bp + q * kQc * 4 + 64);
+    const uint8_t* aq = ap + q * kQr * 4;
+#define SERVEML_TILE_ROW(r)                  \
+  if constexpr (R > r) {                     \
+    int32_t v;                               \
+    std::memcpy(&v, aq + 4 * r, 4);          \
+    const __m512i av = _mm512_set1_epi32(v); \
+    c##r##0 = Dpbusd(c##r##0, av, b0);       \
+    c##r##1 = Dpbusd(c##r##1, av, b1);       \
+  }
+    SERVEML_TILE_ROW(0)
+    SERVEML_TILE_ROW(1)
+    SERVEML_TILE_ROW(2)
+    SERVEML_TILE_ROW(3)
+    SERVEML_TILE_ROW(4)
+    SERVEML_TILE_ROW(5)
+    SERVEML_TILE_ROW(6)
+    SERVEML_TILE_ROW(7)
+#undef SERVEML_TILE_ROW
+  }
+  const __m512i acc[kQr][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31},
+                               {c40, c41}, {c50, c51}, {c60, c61}, {c70, c71}};
+  const __mmask16 m0 = static_cast<__mmask16>(cols >= 16 ? 0xFFFF : (1u << cols) - 1);
+  const __mmask16 m1 = static_cast<__mmask16>(cols >= 32   ? 0xFFFF
+                                              : cols <= 16 ? 0
+                                                           : (1u << (cols - 16)) - 1);
+  const __m512i zb0 = _mm512_loadu_si512(zb), zb1 = _mm512_loadu_si512(zb + 16);
+  const __m512i ct0 = _mm512_loadu_si512(colterm), ct1 = _mm512_loadu_si512(colterm + 16);
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512i rs = _mm512_set1_epi32(rowsum[r]), z = _mm512_set1_epi32(za[r]);
+    __m512i v0 = _mm512_sub_epi32(acc[r][0], _mm512_mullo_epi32(rs, zb0));
+    __m512i v1 = _mm512_sub_epi32(acc[r][1], _mm512_mullo_epi32(rs, zb1));
+    v0 = _mm512_sub_epi32(v0, _mm512_mullo_epi32(z, ct0));
+    v1 = _mm512_sub_epi32(v1, _mm512_mullo_epi32(z, ct1));
+    _mm512_mask_storeu_epi32(c + r * ldc, m0, v0);
+    _mm512_mask_storeu_epi32(c + r * ldc + 16, m1, v1);
+  }
+}
+
+using TileU8Fn = void (*)(const uint8_t*, const int8_t*, int64_t, int, int32_t*, int64_t,
+                          const int32_t*, const int32_t*, const int32_t*, const int32_t*);
+constexpr TileU8Fn kTilesU8[kQr] = {TileU8<1>, TileU8<2>, TileU8<3>, TileU8<4>,
+                                    TileU8<5>, TileU8<6>, TileU8<7>, TileU8<8>};
+
+// c[m, n] (row stride ldc) = (A - za)(B - zb) from PackAU8's `ap`, `rowsum`, `za` and `b`.
+void IntGemmU8(const uint8_t* ap, const int32_t* rowsum, const int32_t* za, int64_t m,
+               const PackedBU8& b, int32_t* c, int64_t ldc) {
+  const int64_t kq = KQuads(b.k), n = b.n;
+  // Rows per block: their packed A (up to 256 KiB) stays in L2 while every panel of B streams
+  // past it; fewer, larger blocks stream B fewer times (256 x 1024 by 1024: ~3% faster than 64).
+  const int64_t mb = std::clamp<int64_t>(
+      (int64_t{256} << 10) / std::max<int64_t>(kq * 4, 1) / kQr * kQr, kQr, 256);
+  for (int64_t m0 = 0; m0 < m; m0 += mb) {
+    const int64_t m1 = std::min(m, m0 + mb);
+    for (int64_t n0 = 0; n0 < n; n0 += kQc) {
+      const int8_t* panel = b.data.data() + (n0 / kQc) * kq * kQc * 4;
+      const int cols = static_cast<int>(std::min(kQc, n - n0));
+      for (int64_t r0 = m0; r0 < m1; r0 += kQr) {
+        const int rows = static_cast<int>(std::min(kQr, m1 - r0));
+        kTilesU8[rows - 1](ap + r0 * kq * 4, panel, kq, cols, c + r0 * ldc + n0, ldc, rowsum + r0,
+                           za + r0, b.zb.data() + n0, b.colterm.data() + n0);
+      }
+    }
+  }
+}
+SERVEML_SIMD_END
+
 template <typename T>
 std::vector<T>& Scratch(int slot) {
   thread_local std::vector<T> bufs[3];
@@ -294,6 +536,54 @@ inline Q Requantize(int32_t acc, float mult, int32_t zp) {
   v = v >= lo ? v : lo;  // NaN cannot occur: finite scales
   v = v <= hi ? v : hi;
   return static_cast<Q>(static_cast<int32_t>(RoundHalfEvenSmall(v)) + zp);
+}
+
+// dst[j] = Requantize<Q>(src[j] + bias, mult[j * mstep], zp) for j < n, the sum wrapping.
+template <typename Q>
+void RequantizeRowPortable(const int32_t* src, int64_t n, const float* mult, int64_t mstep,
+                           int32_t bias, int32_t zp, Q* dst) {
+  for (int64_t j = 0; j < n; ++j) {
+    const int32_t acc =
+        static_cast<int32_t>(static_cast<uint32_t>(src[j]) + static_cast<uint32_t>(bias));
+    dst[j] = Requantize<Q>(acc, mult[j * mstep], zp);
+  }
+}
+
+SERVEML_SIMD_BEGIN("avx512f,avx512bw")
+// RequantizeRowPortable 16 values at a time, with the same float32 operations in the same order
+// (so the same results; max/min stand for the clamps, which NaN-free values make equivalent).
+template <typename Q>
+void RequantizeRowAvx512(const int32_t* src, int64_t n, const float* mult, int64_t mstep,
+                         int32_t bias, int32_t zp, Q* dst) {
+  const __m512 lo = _mm512_set1_ps(static_cast<float>(std::numeric_limits<Q>::min() - zp));
+  const __m512 hi = _mm512_set1_ps(static_cast<float>(std::numeric_limits<Q>::max() - zp));
+  const __m512 magic = _mm512_set1_ps(12582912.0f);
+  const __m512i zpv = _mm512_set1_epi32(zp), biasv = _mm512_set1_epi32(bias);
+  for (int64_t j = 0; j < n; j += 16) {
+    const int64_t len = std::min<int64_t>(16, n - j);
+    const __mmask16 mask = static_cast<__mmask16>(len == 16 ? 0xFFFF : (1u << len) - 1);
+    const __m512i acc = _mm512_add_epi32(_mm512_maskz_loadu_epi32(mask, src + j), biasv);
+    const __m512 mu = mstep ? _mm512_maskz_loadu_ps(mask, mult + j) : _mm512_set1_ps(mult[0]);
+    // (zero-masked forms with an all-ones mask: the unmasked ones start from an undefined
+    // register, which GCC 12 reports as -Wmaybe-uninitialized in some builds)
+    constexpr __mmask16 kAll = 0xFFFF;
+    __m512 v = _mm512_mul_ps(_mm512_maskz_cvtepi32_ps(kAll, acc), mu);
+    v = _mm512_maskz_min_ps(kAll, _mm512_maskz_max_ps(kAll, v, lo), hi);
+    v = _mm512_sub_ps(_mm512_add_ps(v, magic), magic);
+    const __m512i q = _mm512_add_epi32(_mm512_maskz_cvttps_epi32(kAll, v), zpv);  // in Q's range
+    _mm512_mask_cvtepi32_storeu_epi8(dst + j, mask, q);
+  }
+}
+SERVEML_SIMD_END
+
+template <typename Q>
+void RequantizeRow(const int32_t* src, int64_t n, const float* mult, int64_t mstep, int32_t bias,
+                   int32_t zp, Q* dst) {
+  static const bool avx512 = [] {
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
+  }();
+  (avx512 ? RequantizeRowAvx512<Q> : RequantizeRowPortable<Q>)(src, n, mult, mstep, bias, zp, dst);
 }
 
 // A scale tensor's values as float. float16 scales are also kept as float16 values so the
@@ -343,8 +633,11 @@ Result<std::vector<float>> Multipliers(const Scales& a, const Scales& b, const S
 // ---------------------------------------------------------------------------------------------
 // Batched integer MatMul (numpy broadcasting, 1-D promotion) into int32.
 
+// A constant 2-D B with its constant zero point, packed at load for the path this CPU runs.
 struct ConstPackedB {
-  std::vector<int16_t> data;  // PackB of a constant 2-D B with its constant zero point
+  bool valid = false;
+  std::vector<int16_t> data;  // PackB (int16 path)
+  PackedBU8 u8;               // PackBU8 (UseVnniU8())
   int64_t k = 0, n = 0;
 };
 
@@ -387,37 +680,53 @@ Status IntMatMul(const Tensor& a, const ZeroPoints& za, const Tensor& b, const Z
                  const ConstPackedB* cb, const MatMulGeometry& g, const char* op, int32_t* c) {
   const int64_t m = g.m, k = g.k, n = g.n;
   if (g.batch_n == 0 || m == 0 || n == 0) return Status::Ok();
+  const bool u8 = UseVnniU8();
+  const bool use_cb = cb && cb->valid && cb->k == k && cb->n == n && g.b_batch_n == 1;
   std::vector<int16_t>& apack = Scratch<int16_t>(0);
   std::vector<int16_t>& bpack = Scratch<int16_t>(1);
-  apack.resize(static_cast<size_t>(m * EvenK(k)));
-  const bool use_cb = cb && cb->k == k && cb->n == n && g.b_batch_n == 1;
-  if (!use_cb) bpack.resize(static_cast<size_t>(PackedBSize(k, n)));
+  std::vector<uint8_t>& apack8 = Scratch<uint8_t>(0);
+  std::vector<int32_t>& rowsum = Scratch<int32_t>(0);
+  std::vector<int32_t>& za8 = Scratch<int32_t>(1);
+  thread_local PackedBU8 bpack8;
+  if (u8) {
+    const int64_t mp = (m + kQr - 1) / kQr * kQr;
+    apack8.resize(static_cast<size_t>(mp * KQuads(k) * 4));
+    rowsum.resize(static_cast<size_t>(mp));
+    za8.resize(static_cast<size_t>(mp));
+  } else {
+    apack.resize(static_cast<size_t>(m * EvenK(k)));
+    if (!use_cb) bpack.resize(static_cast<size_t>(PackedBSize(k, n)));
+  }
   return Dispatch8(a.dtype(), op, [&](auto at) {
     using TA = decltype(at);
     return Dispatch8(b.dtype(), op, [&](auto bt) {
       using TB = decltype(bt);
       const TA* pa = a.data<TA>();
       const TB* pb = b.data<TB>();
-      int64_t packed_b = -1;  // index of the B matrix currently in bpack
+      int64_t packed_b = -1;  // index of the B matrix currently in bpack / bpack8
       // Output batch index -> operand batch indices via the broadcast plan.
       BroadcastPlan plan = MakeBroadcastPlan(g.a_batch, g.b_batch, g.batch);
       int64_t out_index = 0;
       auto one = [&](int64_t ia, int64_t ib) {
-        PackA(pa + ia * m * k, k, m, k, za.values.data() + BatchOffset(za, ia, m), za.step,
-              apack.data());
-        const int16_t* bp = nullptr;
-        if (use_cb) {
-          bp = cb->data.data();
-        } else {
-          if (packed_b != ib) {
-            PackB(pb + ib * k * n, n, k, n, zb.values.data() + BatchOffset(zb, ib, n), zb.step,
-                  bpack.data());
+        const int32_t* zap = za.values.data() + BatchOffset(za, ia, m);
+        const int32_t* zbp = zb.values.data() + BatchOffset(zb, ib, n);
+        int32_t* dst = c + out_index * m * n;
+        ++out_index;
+        if (u8) {
+          PackAU8(pa + ia * m * k, k, m, k, zap, za.step, apack8.data(), rowsum.data(), za8.data());
+          if (!use_cb && packed_b != ib) {
+            PackBU8(pb + ib * k * n, n, k, n, zbp, zb.step, &bpack8);
             packed_b = ib;
           }
-          bp = bpack.data();
+          IntGemmU8(apack8.data(), rowsum.data(), za8.data(), m, use_cb ? cb->u8 : bpack8, dst, n);
+          return;
         }
-        IntGemm(apack.data(), m, k, bp, n, c + out_index * m * n, n);
-        ++out_index;
+        PackA(pa + ia * m * k, k, m, k, zap, za.step, apack.data());
+        if (!use_cb && packed_b != ib) {
+          PackB(pb + ib * k * n, n, k, n, zbp, zb.step, bpack.data());
+          packed_b = ib;
+        }
+        IntGemm(apack.data(), m, k, use_cb ? cb->data.data() : bpack.data(), n, dst, n);
       };
       if (g.batch.empty()) {
         one(0, 0);
@@ -442,13 +751,19 @@ Result<ConstPackedB> PackConstB(const KernelInit& init, size_t b_index, size_t z
   if (!b || b->rank() != 2 || !Is8Bit(b->dtype()) || (has_zp && !zp)) return cb;
   const int64_t k = b->dim(0), n = b->dim(1);
   ASSIGN_OR_RETURN(ZeroPoints z, ReadZeroPoints(zp, b->dtype(), n, 1, op, "B zero point"));
-  cb.data.resize(static_cast<size_t>(PackedBSize(k, n)));
+  const bool u8 = UseVnniU8();
+  if (!u8) cb.data.resize(static_cast<size_t>(PackedBSize(k, n)));
   Status st = Dispatch8(b->dtype(), op, [&](auto tag) {
     using T = decltype(tag);
-    PackB(b->data<T>(), n, k, n, z.values.data(), z.step, cb.data.data());
+    if (u8) {
+      PackBU8(b->data<T>(), n, k, n, z.values.data(), z.step, &cb.u8);
+    } else {
+      PackB(b->data<T>(), n, k, n, z.values.data(), z.step, cb.data.data());
+    }
     return Status::Ok();
   });
   RETURN_IF_ERROR(st);
+  cb.valid = true;
   cb.k = k;
   cb.n = n;
   return cb;
@@ -470,8 +785,7 @@ class MatMulIntegerKernel final : public Kernel {
     ASSIGN_OR_RETURN(ZeroPoints zb, ReadZeroPoints(ctx.input(3), b->dtype(), g.n, g.b_batch_n,
                                                    "MatMulInteger", "b_zero_point"));
     ASSIGN_OR_RETURN(Tensor y, NewTensor(DType::kInt32, g.out_shape));
-    RETURN_IF_ERROR(IntMatMul(*a, za, *b, zb, cb_.data.empty() ? nullptr : &cb_, g, "MatMulInteger",
-                              y.data<int32_t>()));
+    RETURN_IF_ERROR(IntMatMul(*a, za, *b, zb, &cb_, g, "MatMulInteger", y.data<int32_t>()));
     *ctx.outputs[0] = std::move(y);
     return Status::Ok();
   }
@@ -508,16 +822,13 @@ class QLinearMatMulKernel final : public Kernel {
     const int64_t total = y.numel();
     std::vector<int32_t>& acc = Scratch<int32_t>(2);
     acc.resize(static_cast<size_t>(total));
-    RETURN_IF_ERROR(
-        IntMatMul(*a, za, *b, zb, cb_.data.empty() ? nullptr : &cb_, g, op, acc.data()));
+    RETURN_IF_ERROR(IntMatMul(*a, za, *b, zb, &cb_, g, op, acc.data()));
     const int32_t z = zy.at(0);
     Status st = Dispatch8(out, op, [&](auto tag) {
       using Q = decltype(tag);
       Q* py = y.data<Q>();
       for (int64_t row = 0; row * g.n < total; ++row) {
-        const int32_t* src = acc.data() + row * g.n;
-        Q* dst = py + row * g.n;
-        for (int64_t j = 0; j < g.n; ++j) dst[j] = Requantize<Q>(src[j], mult[j], z);
+        RequantizeRow<Q>(acc.data() + row * g.n, g.n, mult.data(), 1, 0, z, py + row * g.n);
       }
       return Status::Ok();
     });
@@ -660,10 +971,8 @@ class IntConvKernel final : public Kernel {
             for (int64_t r = 0; r < mg; ++r) {
               const int32_t b = bias ? bias[ch0 + r] : 0;
               const float mu = mult[static_cast<size_t>(ch0 + r)];
-              const int32_t* src = acc.data() + r * out_size;
-              for (int64_t i = 0; i < out_size; ++i) {
-                dst[r * out_size + i] = Requantize<Q>(src[i] + b, mu, zy.at(0));
-              }
+              RequantizeRow<Q>(acc.data() + r * out_size, out_size, &mu, 0, b, zy.at(0),
+                               dst + r * out_size);
             }
             return Status::Ok();
           });
