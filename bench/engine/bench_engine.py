@@ -12,7 +12,9 @@ Rows: MLP 64-256-256-10 (batch 1, 64), a small CNN (batch 1, 32), logistic regre
 skl2onnx (batch 1, 1000), and 100-tree random forest / gradient boosting (depth 8, 20
 features; batch 1, 1000) when the engine's operator table has the ONNX-ML tree operators, and
 the integer GEMMs MatMulInteger and QLinearMatMul of uint8 A [N, 1024] by a constant int8
-B [1024, 1024] (batch 256; zero points 128 for A, 3 for B).
+B [1024, 1024] (batch 256; zero points 128 for A, 3 for B), and QLinearConv of uint8
+X [N, 64, 56, 56] by a constant int8 W [64, 64, 3, 3], pads 1 (a ResNet layer; batch 1; zero
+points 128 for X, 3 for W).
 
 Usage: bench_engine.py [--binary PATH] [--runs 2000] [--warmup 200]
 """
@@ -145,6 +147,20 @@ def qlinear_matmul_model():
     return _int_gemm_model("QLinearMatMul")
 
 
+def qlinear_conv_model(c=64, m=64, hw=56):
+    w = numpy_helper.from_array(RNG.integers(-128, 128, size=(m, c, 3, 3)).astype(np.int8), "w")
+    inits = [w, numpy_helper.from_array(np.array(128, np.uint8), "zx"),
+             numpy_helper.from_array(np.array(3, np.int8), "zw"),
+             numpy_helper.from_array(np.array(128, np.uint8), "zy")]
+    inits += [numpy_helper.from_array(np.array(v, np.float32), name)
+              for name, v in [("sx", 0.02), ("sw", 0.01), ("sy", 0.5)]]
+    node = helper.make_node("QLinearConv", ["X", "sx", "zx", "w", "sw", "zw", "sy", "zy"], ["Y"],
+                            kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+    x = helper.make_tensor_value_info("X", TensorProto.UINT8, ["N", c, hw, hw])
+    y = helper.make_tensor_value_info("Y", TensorProto.UINT8, ["N", m, hw, hw])
+    return _model([node], [x], [y], inits)
+
+
 def random_input(model: onnx.ModelProto, shape: tuple[int, ...]) -> np.ndarray:
     """Float inputs standard normal; 8-bit integer inputs uniform over the type. (`serveml run
     --bench` feeds integer inputs as zeros; integer GEMM time does not depend on the values.)"""
@@ -209,7 +225,8 @@ def main() -> int:
             ("random forest 100x d8", forest_model, [1, 1000]),
             ("gradient boosting 100x d8", gboost_model, [1, 1000]),
             ("matmulinteger u8 x s8 1024", matmul_integer_model, [256]),
-            ("qlinearmatmul u8 x s8 1024", qlinear_matmul_model, [256])]
+            ("qlinearmatmul u8 x s8 1024", qlinear_matmul_model, [256]),
+            ("qlinearconv u8 x s8 56x56x64", qlinear_conv_model, [1])]
     with tempfile.TemporaryDirectory() as tmp:
         ident = identity_model()
         overhead = time_ort(ident, np.zeros((1, 1), np.float32), args.runs, args.warmup)

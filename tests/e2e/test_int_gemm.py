@@ -1,5 +1,7 @@
 """The engine's integer GEMM (src/engine/ops/qlinear.cc) through MatMulInteger and QLinearMatMul,
-compared exactly with numpy's int64 matmul of the zero-point-subtracted operands.
+compared exactly with numpy's int64 matmul of the zero-point-subtracted operands, and through
+ConvInteger and QLinearConv, compared with an int64 correlation of the zero-point-padded input
+(and with onnxruntime where it supports the types).
 
 On AVX-512 VNNI machines the GEMM multiplies the raw 8-bit values (int8 A mapped to uint8, uint8 B
 to int8) in 8-row x 32-column tiles over k in steps of 4 and applies the zero points afterwards
@@ -11,6 +13,8 @@ overflow int32 (which wrap modulo 2^32), and B both constant (packed at load) an
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import pytest
@@ -19,6 +23,9 @@ from onnx import TensorProto, helper, numpy_helper
 from test_engine_run import ort_run, serveml_run
 
 RNG = np.random.default_rng(4242)
+# On the ASan/UBSan binary (about 10x slower) the conv grid keeps per-channel weight zero points
+# only: the scalar case is the same code with a zero stride.
+SANITIZED = os.environ.get("SERVEML_SANITIZED") == "1"
 
 
 def _tensor_type(dtype) -> int:
@@ -170,3 +177,199 @@ def test_qlinear_matmul_matches_exact_requantization(tmp_path, a_type, b_type, m
     info = np.iinfo(a_type)
     if y_scale < 0.1 and k > 3:
         assert np.isin(expected, [info.min, info.max]).mean() > 0.25
+
+
+# ---------------------------------------------------------------------------------------------
+# ConvInteger and QLinearConv: one GEMM per image and group, weights [mg, kdim] as the left
+# operand (per-output-channel zero points = per row) and the im2col matrix as the right one. On
+# VNNI machines im2col takes the raw input with padded taps set to the input zero point, and the
+# zero-point terms come from sums over that padded matrix, so the cases cover nonzero input zero
+# points with explicit and SAME padding, strides, dilations, groups (depthwise too), 1-D and 2-D,
+# channel counts and output sizes that are not multiples of 4/8/32, batch > 1, weights both
+# constant (packed at load) and a graph input, and operands at their extremes.
+
+
+def _same_pads(in_sizes, kernel, strides, dilations, auto_pad):
+    begin, end = [], []
+    for size, k, s, d in zip(in_sizes, kernel, strides, dilations):
+        total = max((-(-size // s) - 1) * s + (k - 1) * d + 1 - size, 0)
+        small = total // 2
+        begin.append(small if auto_pad == "SAME_UPPER" else total - small)
+        end.append(total - begin[-1])
+    return begin + end
+
+
+def _conv_exact(x, zx, w, zw, strides, pads, dilations, group) -> np.ndarray:
+    """Correlation of (x - zx), padded with 0 (x padded with zx), by (w - zw[m]) in int64,
+    wrapped to int32."""
+    nd = x.ndim - 2
+    xs = np.pad(x.astype(np.int64) - np.int64(zx),
+                [(0, 0), (0, 0)] + [(pads[i], pads[i + nd]) for i in range(nd)])
+    wz = w.astype(np.int64) - np.asarray(zw, np.int64).reshape((-1,) + (1,) * (nd + 1))
+    kshape = w.shape[2:]
+    out = [(xs.shape[2 + i] - dilations[i] * (kshape[i] - 1) - 1) // strides[i] + 1
+           for i in range(nd)]
+    n, c, m = x.shape[0], x.shape[1], w.shape[0]
+    cg, mg = c // group, m // group
+    y = np.zeros((n, m, *out), np.int64)
+    for tap in np.ndindex(*kshape):
+        sl = tuple(slice(tap[i] * dilations[i],
+                         tap[i] * dilations[i] + strides[i] * (out[i] - 1) + 1, strides[i])
+                   for i in range(nd))
+        patch = xs[(slice(None), slice(None)) + sl]
+        for g in range(group):
+            wt = wz[(slice(g * mg, (g + 1) * mg), slice(None)) + tap]
+            y[:, g * mg:(g + 1) * mg] += np.einsum("nc...,mc->nm...",
+                                                   patch[:, g * cg:(g + 1) * cg], wt)
+    return y.astype(np.uint32).view(np.int32)
+
+
+# (x shape, w shape, attributes): group from the attributes (default 1).
+CONV_CASES = {
+    "2d_3x3_pad1": ((1, 5, 9, 11), (7, 5, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "2d_64ch_70out": ((1, 64, 13, 13), (70, 64, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "2d_batch3_stride2_asym_pads": ((3, 6, 10, 9), (9, 6, 3, 2),
+                                    {"pads": [2, 0, 1, 3], "strides": [2, 3]}),
+    "2d_dilation2_pad2": ((2, 3, 12, 12), (5, 3, 3, 3),
+                          {"pads": [2, 2, 2, 2], "dilations": [2, 2]}),
+    "2d_same_upper_stride2": ((1, 4, 9, 10), (6, 4, 3, 3),
+                              {"auto_pad": "SAME_UPPER", "strides": [2, 2]}),
+    "2d_same_lower": ((2, 3, 7, 8), (5, 3, 4, 2), {"auto_pad": "SAME_LOWER"}),
+    "2d_groups3": ((2, 9, 8, 7), (12, 3, 3, 3), {"group": 3, "pads": [1, 1, 1, 1]}),
+    "2d_depthwise": ((2, 13, 9, 9), (13, 1, 3, 3), {"group": 13, "pads": [1, 1, 1, 1]}),
+    "2d_depthwise_mult2_stride2": ((1, 5, 11, 10), (10, 1, 5, 5),
+                                   {"group": 5, "pads": [2, 2, 2, 2], "strides": [2, 2]}),
+    "2d_1x1": ((2, 33, 6, 7), (17, 33, 1, 1), {}),
+    "2d_pad_beyond_kernel": ((1, 2, 3, 4), (3, 2, 2, 2), {"pads": [3, 2, 3, 2]}),
+    "1d_pad_stride": ((2, 7, 41), (11, 7, 5), {"pads": [3, 1], "strides": [2]}),
+    "1d_same_dilated_groups": ((1, 6, 50), (4, 3, 3),
+                               {"auto_pad": "SAME_UPPER", "dilations": [3], "group": 2}),
+    "3d_pad": ((1, 3, 5, 6, 7), (4, 3, 3, 2, 3), {"pads": [1, 0, 1, 1, 1, 0]}),
+    "3d_one_output_plane": ((2, 2, 3, 5, 6), (3, 2, 3, 3, 3), {"pads": [0, 1, 1, 0, 1, 1]}),
+    "3d_one_output_plane_padded": ((1, 4, 1, 6, 5), (5, 4, 3, 3, 3),
+                                   {"pads": [1, 1, 1, 1, 1, 1]}),
+    # more output pixels than one chunk of the VNNI path (512 KiB of im2col), chunk boundaries
+    # inside output rows
+    "2d_multi_chunk": ((1, 300, 20, 23), (5, 300, 3, 3), {"pads": [1, 1, 1, 1]}),
+    "2d_multi_chunk_stride2": ((1, 256, 41, 45), (6, 256, 3, 3),
+                               {"pads": [1, 0, 2, 1], "strides": [2, 2]}),
+    "2d_multi_chunk_valid": ((1, 300, 20, 23), (5, 300, 3, 3), {}),
+    "1d_multi_chunk": ((2, 64, 2000), (3, 64, 7), {"pads": [6, 6], "dilations": [2]}),
+    "1d_multi_chunk_asym": ((1, 64, 1999), (3, 64, 7), {"pads": [3, 2], "dilations": [2]}),
+}
+
+
+def _conv_attrs(x, w, attrs):
+    nd = x.ndim - 2
+    strides = attrs.get("strides", [1] * nd)
+    dilations = attrs.get("dilations", [1] * nd)
+    if "auto_pad" in attrs:
+        pads = _same_pads(x.shape[2:], w.shape[2:], strides, dilations, attrs["auto_pad"])
+    else:
+        pads = attrs.get("pads", [0] * (2 * nd))
+    return strides, pads, dilations, attrs.get("group", 1)
+
+
+def _run_conv_integer(tmp_path, x, zx, w, zw, attrs, w_const):
+    inputs = [helper.make_tensor_value_info("x", _tensor_type(x.dtype), list(x.shape))]
+    inits = [numpy_helper.from_array(zx, "zx"), numpy_helper.from_array(zw, "zw")]
+    if w_const:
+        inits.append(numpy_helper.from_array(w, "w"))
+    else:
+        inputs.append(helper.make_tensor_value_info("w", _tensor_type(w.dtype), list(w.shape)))
+    node = helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"],
+                            kernel_shape=list(w.shape[2:]), **attrs)
+    model = _model(node, inputs, TensorProto.INT32, inits, 10)
+    proc, ours = serveml_run(model, [x] if w_const else [x, w], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    return model, ours["y"]
+
+
+@pytest.mark.parametrize("x_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("w_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("case", list(CONV_CASES))
+@pytest.mark.parametrize("per_channel", [True] if SANITIZED else [False, True],
+                         ids=["per_channel_w_zp"] if SANITIZED else ["scalar_w_zp",
+                                                                     "per_channel_w_zp"])
+@pytest.mark.parametrize("w_const", [True, False], ids=["w_const", "w_input"])
+def test_conv_integer_matches_exact(tmp_path, x_type, w_type, case, per_channel, w_const):
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    x, w = _values(x_shape, x_type, "random"), _values(w_shape, w_type, "random")
+    zx = _values((), x_type, "random")
+    zw = _values((w_shape[0],) if per_channel else (), w_type, "random")
+    expected = _conv_exact(x, zx, w, zw, *_conv_attrs(x, w, attrs))
+    _, got = _run_conv_integer(tmp_path, x, zx, w, zw, attrs, w_const)
+    assert got.dtype == np.int32
+    assert got.shape == expected.shape
+    np.testing.assert_array_equal(got, expected)
+
+
+@pytest.mark.parametrize("case", ["2d_3x3_pad1", "2d_groups3", "2d_depthwise", "1d_pad_stride",
+                                  "2d_same_upper_stride2"])
+@pytest.mark.parametrize("w_const", [True, False], ids=["w_const", "w_input"])
+def test_conv_integer_uint8_matches_onnxruntime(tmp_path, case, w_const):
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    x, w = _values(x_shape, np.uint8, "random"), _values(w_shape, np.uint8, "random")
+    zx, zw = np.array(131, np.uint8), np.array(7, np.uint8)
+    model, got = _run_conv_integer(tmp_path, x, zx, w, zw, attrs, w_const)
+    np.testing.assert_array_equal(got, _conv_exact(x, zx, w, zw, *_conv_attrs(x, w, attrs)))
+    np.testing.assert_array_equal(got, ort_run(model, [x] if w_const else [x, w])["y"])
+
+
+@pytest.mark.parametrize("x_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("w_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("fills", EXTREMES, ids=["-".join(f) for f in EXTREMES])
+def test_conv_integer_extremes_padded(tmp_path, x_type, w_type, fills):
+    """Every (x - zx) and (w - zw) at +-255 over kdim = 300 * 9 with padding: the padded taps
+    must contribute exactly 0 while their raw values (the zero point) are extreme."""
+    x_shape, w_shape = (1, 300, 6, 5), (11, 300, 3, 3)
+    attrs = {"pads": [1, 2, 1, 0], "strides": [1, 2]}
+    x, w = _values(x_shape, x_type, fills[0]), _values(w_shape, w_type, fills[2])
+    zx = _values((), x_type, fills[1])
+    zw = _values((w_shape[0],), w_type, fills[3])
+    expected = _conv_exact(x, zx, w, zw, *_conv_attrs(x, w, attrs))
+    _, got = _run_conv_integer(tmp_path, x, zx, w, zw, attrs, True)
+    np.testing.assert_array_equal(got, expected)
+    if fills[0] != "random" and fills[0] != fills[1]:
+        assert np.abs(expected).max() >= 255 * 255 * 300 * 4
+
+
+@pytest.mark.parametrize("x_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("w_type", [np.uint8, np.int8])
+@pytest.mark.parametrize("case", ["2d_64ch_70out", "2d_batch3_stride2_asym_pads",
+                                  "2d_depthwise_mult2_stride2", "2d_groups3", "1d_pad_stride",
+                                  "2d_same_lower", "2d_multi_chunk_stride2"])
+@pytest.mark.parametrize("per_channel", [False, True], ids=["scalar_w", "per_channel_w"])
+@pytest.mark.parametrize("y_scale", [0.4, 0.01], ids=["in_range", "saturating"])
+def test_qlinear_conv_matches_exact_requantization(tmp_path, x_type, w_type, case, per_channel,
+                                                   y_scale):
+    x_shape, w_shape, attrs = CONV_CASES[case]
+    m = w_shape[0]
+    x, w = _values(x_shape, x_type, "random"), _values(w_shape, w_type, "random")
+    zx = _values((), x_type, "random")
+    zw = _values((m,) if per_channel else (), w_type, "random")
+    sx = np.array(0.05, np.float32)
+    sw = RNG.uniform(0.001, 0.01, size=(m,) if per_channel else ()).astype(np.float32)
+    kdim = int(np.prod(w_shape[1:]))
+    sy = np.array(y_scale * np.sqrt(kdim), np.float32)
+    zy = np.array(3, x_type)
+    bias = RNG.integers(-20000, 20000, size=(m,)).astype(np.int32)
+    inits = [numpy_helper.from_array(v, name) for v, name in
+             [(sx, "sx"), (zx, "zx"), (w, "w"), (sw, "sw"), (zw, "zw"), (sy, "sy"), (zy, "zy"),
+              (bias, "bias")]]
+    node = helper.make_node("QLinearConv", ["x", "sx", "zx", "w", "sw", "zw", "sy", "zy", "bias"],
+                            ["y"], kernel_shape=list(w_shape[2:]), **attrs)
+    model = _model(node, [helper.make_tensor_value_info("x", _tensor_type(x_type), list(x_shape))],
+                   _tensor_type(x_type), inits, 10)
+    proc, ours = serveml_run(model, [x], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    acc = _conv_exact(x, zx, w, zw, *_conv_attrs(x, w, attrs))
+    acc = (acc.astype(np.int64) + bias.reshape((-1,) + (1,) * (x.ndim - 2))).astype(
+        np.uint32).view(np.int32)
+    mult = ((sx * sw).astype(np.float32) / sy).astype(np.float32)
+    mult = mult.reshape((-1,) + (1,) * (x.ndim - 2)) if per_channel else mult
+    expected = _requantize(acc, mult, zy, x_type)
+    assert ours["y"].dtype == expected.dtype
+    np.testing.assert_array_equal(ours["y"], expected)
+    if x_type == np.uint8 and w_type == np.int8 and not per_channel:
+        np.testing.assert_array_equal(ours["y"], ort_run(model, [x])["y"])

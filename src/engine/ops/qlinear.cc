@@ -4,22 +4,26 @@
 //
 // All four run an integer GEMM accumulating exactly in int32 (wrapping modulo 2^32 when the
 // exact result does not fit), in one of two schemes:
-// - MatMulInteger and QLinearMatMul on AVX-512 VNNI CPUs (UseVnniU8): vpdpbusd on the raw 8-bit
-//   values, int8 A mapped to uint8 (+128) and uint8 B to int8 (-128) with their zero points
-//   shifted alike, and the zero points applied afterwards from A's row sums and B's column sums
-//   (see "The AVX-512 VNNI path"). B is packed in panels of 32 columns with k in quads, A in
-//   tiles of 8 rows, for an 8x32 register tile (16 zmm accumulators).
-// - Everything else (convolutions everywhere, matrix products without VNNI): operands have their
-//   zero points subtracted once into int16 copies (values in [-255, 255]); the right operand is
-//   packed into panels of 16 columns with k in pairs, the left into rows padded to an even k, so
-//   one AVX2 vpmaddwd multiplies two k steps of 8 columns, one AVX-512 VNNI vpdpwssd two k steps
-//   of 16 columns (4x16 register tile; a portable loop of the same shape elsewhere).
-// Constant right operands (MatMul weights, packed for the scheme the CPU runs) and constant conv
-// weights are packed at load. Convolutions run im2col on the zero-point-subtracted input
-// (padding is then 0, i.e. the zero point) and one GEMM per image and group (spatial.h
-// geometry). QLinear* requantize as onnxruntime does: float(acc) * (a_scale * b_scale / y_scale)
-// in float32, rounded half to even, plus the output zero point, saturated (16 values at a time
-// with AVX-512, the same float32 operations).
+// - On AVX-512 VNNI CPUs (UseVnniU8), all four: vpdpbusd on the raw 8-bit values, int8 A mapped
+//   to uint8 (+128) and uint8 B to int8 (-128) with their zero points shifted alike, and the
+//   zero points applied afterwards from A's row sums and B's column sums (see "The AVX-512 VNNI
+//   path"). B is packed in panels of 32 columns with k in quads, A in tiles of 8 rows, for an
+//   8x32 register tile (16 zmm accumulators).
+// - Without VNNI (UseVnniU8 false): operands have their zero points subtracted once into int16
+//   copies (values in [-255, 255]); the right operand is packed into panels of 16 columns with k
+//   in pairs, the left into rows padded to an even k, so one AVX2 vpmaddwd multiplies two k steps
+//   of 8 columns (4x16 register tile; a portable loop of the same shape elsewhere).
+// Constant right operands (MatMul weights) and constant conv weights are packed at load, for the
+// scheme the CPU runs. Convolutions run one GEMM per image and group (spatial.h geometry),
+// Y[mg, pixels] = W[mg, kdim] x col[kdim, pixels]: the weights are the left operand (per output
+// channel zero points = per row), the im2col matrix the right one. The VNNI scheme takes im2col
+// of the raw input with padded taps set to the input zero point, so they contribute
+// (x - zx) = 0, and its column sums (the zero point terms) run over that padded matrix; it
+// builds, packs and multiplies the matrix by chunks of output pixels (about 512 KiB of it) that
+// stay in cache. The int16 scheme takes im2col of the zero-point-subtracted input (padding 0).
+// QLinear* requantize as onnxruntime does: float(acc) * (a_scale * b_scale / y_scale) in
+// float32, rounded half to even, plus the output zero point, saturated (16 values at a time with
+// AVX-512, the same float32 operations).
 #include <immintrin.h>
 
 #include <algorithm>
@@ -210,54 +214,11 @@ void TileAvx2(const int16_t* a, int64_t lda, int rows, const int16_t* panel, int
 }
 SERVEML_SIMD_END
 
-// The same tile with one zmm per row (16 columns x 2 k steps) and VNNI's fused multiply-add;
-// k is split over two accumulator sets to cover the instruction's latency.
-SERVEML_SIMD_BEGIN("avx512f,avx512bw,avx512vnni")
-void TileAvx512Vnni(const int16_t* a, int64_t lda, int rows, const int16_t* panel, int64_t kpairs,
-                    int32_t* c, int64_t ldc, int cols) {
-  const int16_t* ar[kMr];
-  for (int r = 0; r < kMr; ++r) ar[r] = a + std::min(r, rows - 1) * lda;
-  __m512i x0 = _mm512_setzero_si512(), x1 = _mm512_setzero_si512();
-  __m512i x2 = _mm512_setzero_si512(), x3 = _mm512_setzero_si512();
-  __m512i y0 = _mm512_setzero_si512(), y1 = _mm512_setzero_si512();
-  __m512i y2 = _mm512_setzero_si512(), y3 = _mm512_setzero_si512();
-  int64_t p = 0;
-  for (; p + 1 < kpairs; p += 2) {
-    const __m512i b0 = _mm512_loadu_si512(panel + p * 32);
-    const __m512i b1 = _mm512_loadu_si512(panel + p * 32 + 32);
-    x0 = _mm512_dpwssd_epi32(x0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p)), b0);
-    x1 = _mm512_dpwssd_epi32(x1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p)), b0);
-    x2 = _mm512_dpwssd_epi32(x2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p)), b0);
-    x3 = _mm512_dpwssd_epi32(x3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p)), b0);
-    y0 = _mm512_dpwssd_epi32(y0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p + 2)), b1);
-    y1 = _mm512_dpwssd_epi32(y1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p + 2)), b1);
-    y2 = _mm512_dpwssd_epi32(y2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p + 2)), b1);
-    y3 = _mm512_dpwssd_epi32(y3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p + 2)), b1);
-  }
-  if (p < kpairs) {
-    const __m512i b0 = _mm512_loadu_si512(panel + p * 32);
-    x0 = _mm512_dpwssd_epi32(x0, _mm512_set1_epi32(LoadPair(ar[0] + 2 * p)), b0);
-    x1 = _mm512_dpwssd_epi32(x1, _mm512_set1_epi32(LoadPair(ar[1] + 2 * p)), b0);
-    x2 = _mm512_dpwssd_epi32(x2, _mm512_set1_epi32(LoadPair(ar[2] + 2 * p)), b0);
-    x3 = _mm512_dpwssd_epi32(x3, _mm512_set1_epi32(LoadPair(ar[3] + 2 * p)), b0);
-  }
-  alignas(64) int32_t acc[kMr][kNr];
-  _mm512_store_si512(acc[0], _mm512_add_epi32(x0, y0));
-  _mm512_store_si512(acc[1], _mm512_add_epi32(x1, y1));
-  _mm512_store_si512(acc[2], _mm512_add_epi32(x2, y2));
-  _mm512_store_si512(acc[3], _mm512_add_epi32(x3, y3));
-  StoreTile(acc, rows, cols, c, ldc);
-}
-SERVEML_SIMD_END
-
 using TileFn = void (*)(const int16_t*, int64_t, int, const int16_t*, int64_t, int32_t*, int64_t,
                         int);
 
 TileFn PickTile() {
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni")) {
-    return TileAvx512Vnni;
-  }
   return __builtin_cpu_supports("avx2") ? TileAvx2 : TilePortable;
 }
 
@@ -866,14 +827,161 @@ Result<std::vector<int16_t>> PackWeights(const Tensor& w, const Tensor* zp, cons
   return out;
 }
 
+// Conv weights [M, kdim] packed for the VNNI path as the left operand, group by group: group
+// g's mg = M / group rows are PackAU8 tiles at data[g * mp * kq * 4], its row sums and mapped
+// zero points at rowsum[g * mp] and za[g * mp] (mp = mg rounded up to kQr, kq = KQuads(kdim)).
+struct PackedWU8 {
+  bool valid = false;
+  std::vector<uint8_t> data;
+  std::vector<int32_t> rowsum, za;
+  int64_t mp = 0, kq = 0;
+};
+
+// Packs w (rank >= 3, dim 0 divisible by `group`) and its per-tensor or per-output-channel zero
+// point `zp` (may be null) for the VNNI path. Only when UseVnniU8().
+Result<PackedWU8> PackWeightsU8(const Tensor& w, const Tensor* zp, int64_t group, const char* op) {
+  const int64_t m = w.dim(0), mg = m / group;
+  const int64_t kdim = m > 0 ? w.numel() / m : 0;
+  ASSIGN_OR_RETURN(ZeroPoints z, ReadZeroPoints(zp, w.dtype(), m, 1, op, "w_zero_point"));
+  PackedWU8 out;
+  out.mp = (mg + kQr - 1) / kQr * kQr;
+  out.kq = KQuads(kdim);
+  out.data.resize(static_cast<size_t>(group * out.mp * out.kq * 4));
+  out.rowsum.resize(static_cast<size_t>(group * out.mp));
+  out.za.resize(static_cast<size_t>(group * out.mp));
+  Status st = Dispatch8(w.dtype(), op, [&](auto tag) {
+    using T = decltype(tag);
+    for (int64_t g = 0; g < group; ++g) {
+      PackAU8(w.data<T>() + g * mg * kdim, kdim, mg, kdim, z.values.data() + g * mg * z.step,
+              z.step, out.data.data() + g * out.mp * out.kq * 4, out.rowsum.data() + g * out.mp,
+              out.za.data() + g * out.mp);
+    }
+    return Status::Ok();
+  });
+  RETURN_IF_ERROR(st);
+  out.valid = true;
+  return out;
+}
+
+SERVEML_SIMD_BEGIN("avx512f,avx512bw")
+// Everything up to the matching SERVEML_SIMD_END runs only when UseVnniU8().
+
+// dst[0, n) = src[0, n) (src null: `fill`) for 8-bit T, 64 bytes at a time with masked tails.
+template <typename T>
+inline void CopyOrFillBytes(T* dst, const T* src, int64_t n, T fill) {
+  const __m512i f = _mm512_set1_epi8(static_cast<char>(fill));
+  for (int64_t i = 0; i < n; i += 64) {
+    const int64_t len = std::min<int64_t>(64, n - i);
+    const __mmask64 mask = len == 64 ? ~__mmask64{0} : (__mmask64{1} << len) - 1;
+    _mm512_mask_storeu_epi8(dst + i, mask, src ? _mm512_maskz_loadu_epi8(mask, src + i) : f);
+  }
+}
+
+// One im2col row of Im2ColFill (tap kd, kh, kw of input plane `xc`; off_w and the valid
+// [ow_lo, ow_hi) as computed there) for pixels [p0, p1) into dst[0, p1 - p0), when the window
+// has one output plane, unit strides within it and the input as wide as the output: then the
+// tap's valid output rows read one contiguous span of the plane, shifted; the columns outside
+// [ow_lo, ow_hi) are set to `fill` afterwards (they are where that span leaves its rows).
+template <typename T>
+void ShiftedTap(const T* xc, const Window3& w, int64_t kd, int64_t kh, int64_t off_w, int64_t ow_lo,
+                int64_t ow_hi, T fill, int64_t p0, int64_t p1, T* dst) {
+  const int64_t width = w.out[2], in_size = w.in[0] * w.in[1] * w.in[2];
+  const int64_t id = kd * w.dilation[0] - w.pad[0];
+  const int64_t dh = kh * w.dilation[1] - w.pad[1];  // ih = oh + dh
+  const int64_t oh_a = std::clamp<int64_t>(-dh, 0, w.out[1]);
+  const int64_t oh_b =
+      id < 0 || id >= w.in[0] ? oh_a : std::clamp<int64_t>(w.in[1] - dh, oh_a, w.out[1]);
+  // Pixels [q0, q1) of the chunk lie in valid rows; x index of pixel q: q + shift.
+  const int64_t q0 = std::clamp(oh_a * width, p0, p1), q1 = std::clamp(oh_b * width, q0, p1);
+  CopyOrFillBytes<T>(dst, nullptr, q0 - p0, fill);
+  CopyOrFillBytes<T>(dst + (q1 - p0), nullptr, p1 - q1, fill);
+  const int64_t shift = (id * w.in[1] + dh) * width + off_w;
+  const int64_t c0 = std::clamp(-shift, q0, q1), c1 = std::clamp(in_size - shift, c0, q1);
+  if (c1 > c0) std::memcpy(dst + (c0 - p0), xc + (c0 + shift), static_cast<size_t>(c1 - c0));
+  if (ow_lo == 0 && ow_hi == width) return;
+  for (int64_t base = q0 / width * width; base < q1; base += width) {
+    for (int64_t ow = 0; ow < ow_lo; ++ow) {
+      if (base + ow >= q0 && base + ow < q1) dst[base + ow - p0] = fill;
+    }
+    for (int64_t ow = ow_hi; ow < width; ++ow) {
+      if (base + ow >= q0 && base + ow < q1) dst[base + ow - p0] = fill;
+    }
+  }
+}
+
+// Output pixels [p0, p1) (flattened (od, oh, ow)) of the im2col matrix on the raw 8-bit values,
+// with padded taps set to `fill` (the input zero point): col[(c, kd, kh, kw) * (p1 - p0) + p -
+// p0] = x[c, id, ih, iw] for the tap's input position of pixel p, or `fill` outside the input
+// (spatial.h's Im2Col geometry). `col` holds channels * kernel volume * (p1 - p0) values.
+template <typename T>
+void Im2ColFill(const T* x, int64_t channels, const Window3& w, T fill, int64_t p0, int64_t p1,
+                T* col) {
+  const int64_t in_size = w.in[0] * w.in[1] * w.in[2];
+  const int64_t ld = p1 - p0, width = w.out[2];
+  const int64_t r0 = p0 / width, od0 = r0 / w.out[1], oh0 = r0 % w.out[1];  // first output row
+  // One output plane, unit strides within it and the input as wide as the output: ShiftedTap.
+  const bool flat = w.out[0] == 1 && w.stride[1] == 1 && w.stride[2] == 1 && w.in[2] == width;
+  T* dst = col;
+  for (int64_t c = 0; c < channels; ++c) {
+    const T* xc = x + c * in_size;
+    for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
+      for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
+        for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
+          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
+          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+          const int64_t sw = w.stride[2];
+          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
+          ow_lo = std::min(ow_lo, width);
+          ow_hi = std::max(ow_lo, std::min(ow_hi, width));
+          if (flat) {
+            ShiftedTap(xc, w, kd, kh, off_w, ow_lo, ow_hi, fill, p0, p1, dst);
+            dst += ld;
+            continue;
+          }
+          // Output rows (od, oh) meeting [p0, p1); [a, b) their ow range inside it.
+          int64_t od = od0, oh = oh0;
+          for (int64_t base = r0 * width; base < p1; base += width) {
+            const int64_t a = std::max(p0, base) - base, b = std::min(p1, base + width) - base;
+            T* row = dst + (base + a - p0);  // ow = a
+            const int64_t id = od * w.stride[0] - w.pad[0] + kd * w.dilation[0];
+            const int64_t ih = oh * w.stride[1] - w.pad[1] + kh * w.dilation[1];
+            if (++oh == w.out[1]) {
+              oh = 0;
+              ++od;
+            }
+            if (id < 0 || id >= w.in[0] || ih < 0 || ih >= w.in[1]) {
+              CopyOrFillBytes<T>(row, nullptr, b - a, fill);
+              continue;
+            }
+            const T* xrow = xc + (id * w.in[1] + ih) * w.in[2] + off_w;
+            const int64_t lo = std::clamp(ow_lo, a, b), hi = std::clamp(ow_hi, lo, b);
+            CopyOrFillBytes<T>(row, nullptr, lo - a, fill);
+            if (sw == 1) {
+              CopyOrFillBytes<T>(row + (lo - a), xrow + lo, hi - lo, fill);
+            } else {
+              for (int64_t ow = lo; ow < hi; ++ow) row[ow - a] = xrow[ow * sw];
+            }
+            CopyOrFillBytes<T>(row + (hi - a), nullptr, b - hi, fill);
+          }
+          dst += ld;
+        }
+      }
+    }
+  }
+}
+SERVEML_SIMD_END
+
 class IntConvKernel final : public Kernel {
  public:
-  IntConvKernel(bool qlinear, WindowAttrs attrs, int64_t group, std::vector<int16_t> wpack)
+  IntConvKernel(bool qlinear, WindowAttrs attrs, int64_t group, std::vector<int16_t> wpack,
+                PackedWU8 wpack8)
       : qlinear_(qlinear),
         in_(qlinear ? kQLinearConvInputs : kConvIntegerInputs),
         attrs_(std::move(attrs)),
         group_(group),
-        wpack_(std::move(wpack)) {}
+        wpack_(std::move(wpack)),
+        wpack8_(std::move(wpack8)) {}
 
   Status Run(KernelContext& ctx) const override {
     const char* op = qlinear_ ? "QLinearConv" : "ConvInteger";
@@ -909,9 +1017,15 @@ class IntConvKernel final : public Kernel {
 
     ASSIGN_OR_RETURN(ZeroPoints zx,
                      ReadZeroPoints(ctx.input(in_.x_zp), x->dtype(), 1, 1, op, "x_zero_point"));
+    const bool u8 = UseVnniU8();
     std::vector<int16_t> wrun;
     const std::vector<int16_t>* wp = &wpack_;
-    if (wpack_.empty()) {
+    PackedWU8 wrun8;
+    const PackedWU8* wp8 = &wpack8_;
+    if (u8 && !wpack8_.valid) {
+      ASSIGN_OR_RETURN(wrun8, PackWeightsU8(*w, ctx.input(in_.w_zp), group_, op));
+      wp8 = &wrun8;
+    } else if (!u8 && wpack_.empty()) {
       ASSIGN_OR_RETURN(wrun, PackWeights(*w, ctx.input(in_.w_zp), op));
       wp = &wrun;
     }
@@ -943,9 +1057,20 @@ class IntConvKernel final : public Kernel {
     }
     std::vector<int16_t>& col = Scratch<int16_t>(0);
     std::vector<int16_t>& bpack = Scratch<int16_t>(1);
+    std::vector<uint8_t>& col8 = Scratch<uint8_t>(1);
+    thread_local PackedBU8 bpack8;
     std::vector<int32_t>& acc = Scratch<int32_t>(2);
-    col.resize(static_cast<size_t>(kdim * out_size));
-    bpack.resize(static_cast<size_t>(PackedBSize(kdim, out_size)));
+    // VNNI path: pixels per chunk, a multiple of kQc with its im2col (kdim bytes a pixel) near
+    // kChunkBytes.
+    constexpr int64_t kChunkBytes = int64_t{512} << 10;
+    const int64_t chunk = std::min(
+        out_size, std::max<int64_t>(kQc, kChunkBytes / std::max<int64_t>(kdim, 1) / kQc * kQc));
+    if (u8) {
+      col8.resize(static_cast<size_t>(kdim * chunk));
+    } else {
+      col.resize(static_cast<size_t>(kdim * out_size));
+      bpack.resize(static_cast<size_t>(PackedBSize(kdim, out_size)));
+    }
     if (qlinear_) acc.resize(static_cast<size_t>(mg * out_size));
     const int32_t zero = 0;
     const int32_t zp = zx.at(0);
@@ -954,17 +1079,28 @@ class IntConvKernel final : public Kernel {
       const T* px = x->data<T>();
       for (int64_t img = 0; img < batch; ++img) {
         for (int64_t g = 0; g < group_; ++g) {
-          Im2Col(px + (img * c + g * cg) * in_size, cg, w3, col.data(),
-                 [zp](T v) { return static_cast<int16_t>(static_cast<int32_t>(v) - zp); });
-          PackB(col.data(), out_size, kdim, out_size, &zero, 0, bpack.data());
-          const int16_t* ap = wp->data() + g * mg * EvenK(kdim);
+          const T* xg = px + (img * c + g * cg) * in_size;
           const int64_t ch0 = g * mg;  // first output channel of the group
-          if (!qlinear_) {
-            int32_t* dst = y.data<int32_t>() + (img * m + ch0) * out_size;
-            IntGemm(ap, mg, kdim, bpack.data(), out_size, dst, out_size);
-            continue;
+          int32_t* dst = qlinear_ ? acc.data() : y.data<int32_t>() + (img * m + ch0) * out_size;
+          if (u8) {
+            // By chunks of output pixels, so their im2col and packed copies stay in cache.
+            T* cp = reinterpret_cast<T*>(col8.data());
+            const int64_t off = g * wp8->mp;
+            for (int64_t p0 = 0; p0 < out_size; p0 += chunk) {
+              const int64_t p1 = std::min(out_size, p0 + chunk);
+              Im2ColFill(xg, cg, w3, static_cast<T>(zp), p0, p1, cp);
+              PackBU8(cp, p1 - p0, kdim, p1 - p0, &zp, 0, &bpack8);
+              IntGemmU8(wp8->data.data() + off * wp8->kq * 4, wp8->rowsum.data() + off,
+                        wp8->za.data() + off, mg, bpack8, dst + p0, out_size);
+            }
+          } else {
+            Im2Col(xg, cg, w3, col.data(),
+                   [zp](T v) { return static_cast<int16_t>(static_cast<int32_t>(v) - zp); });
+            PackB(col.data(), out_size, kdim, out_size, &zero, 0, bpack.data());
+            IntGemm(wp->data() + g * mg * EvenK(kdim), mg, kdim, bpack.data(), out_size, dst,
+                    out_size);
           }
-          IntGemm(ap, mg, kdim, bpack.data(), out_size, acc.data(), out_size);
+          if (!qlinear_) continue;
           Status rq = Dispatch8(out, op, [&](auto qtag) {
             using Q = decltype(qtag);
             Q* dst = y.data<Q>() + (img * m + ch0) * out_size;
@@ -991,7 +1127,8 @@ class IntConvKernel final : public Kernel {
   ConvInputs in_;
   WindowAttrs attrs_;
   int64_t group_;
-  std::vector<int16_t> wpack_;  // constant weights packed at load (else empty)
+  std::vector<int16_t> wpack_;  // constant weights packed at load for the int16 path (else empty)
+  PackedWU8 wpack8_;            // constant weights packed at load for the VNNI path (else invalid)
 };
 
 Result<KernelPtr> MakeIntConv(const KernelInit& init, bool qlinear) {
@@ -1006,6 +1143,7 @@ Result<KernelPtr> MakeIntConv(const KernelInit& init, bool qlinear) {
   if (group <= 0) return InvalidInput(std::string(op) + ": group must be positive");
   const ConvInputs in = qlinear ? kQLinearConvInputs : kConvIntegerInputs;
   std::vector<int16_t> wpack;
+  PackedWU8 wpack8;
   auto const_at = [&](size_t i) {
     return i < init.const_inputs.size() ? init.const_inputs[i] : nullptr;
   };
@@ -1013,9 +1151,14 @@ Result<KernelPtr> MakeIntConv(const KernelInit& init, bool qlinear) {
   const bool has_wzp = in.w_zp < n_in && !init.node.input[in.w_zp].empty();
   if (w && w->rank() >= 3 && Is8Bit(w->dtype()) && w->numel() > 0 &&
       (!has_wzp || const_at(in.w_zp))) {
-    ASSIGN_OR_RETURN(wpack, PackWeights(*w, const_at(in.w_zp), op));
+    if (!UseVnniU8()) {
+      ASSIGN_OR_RETURN(wpack, PackWeights(*w, const_at(in.w_zp), op));
+    } else if (w->dim(0) % group == 0) {  // (else Run reports the mismatch)
+      ASSIGN_OR_RETURN(wpack8, PackWeightsU8(*w, const_at(in.w_zp), group, op));
+    }
   }
-  return KernelPtr(new IntConvKernel(qlinear, std::move(wa), group, std::move(wpack)));
+  return KernelPtr(
+      new IntConvKernel(qlinear, std::move(wa), group, std::move(wpack), std::move(wpack8)));
 }
 
 }  // namespace
