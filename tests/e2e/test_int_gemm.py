@@ -38,6 +38,20 @@ def _model(node, inputs, output_type, inits, opset) -> onnx.ModelProto:
     return helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=8)
 
 
+def _operands(operands: dict, zero_points: dict, second_const: bool):
+    """Graph inputs and initializers for (left, right) operands and their zero points: the left
+    operand is a graph input, the right one an initializer when `second_const` (else a second
+    graph input), the zero points initializers."""
+    (left, a), (right, b) = operands.items()
+    inputs = [helper.make_tensor_value_info(left, _tensor_type(a.dtype), list(a.shape))]
+    inits = [numpy_helper.from_array(v, name) for name, v in zero_points.items()]
+    if second_const:
+        inits.append(numpy_helper.from_array(b, right))
+    else:
+        inputs.append(helper.make_tensor_value_info(right, _tensor_type(b.dtype), list(b.shape)))
+    return inputs, inits
+
+
 def _values(shape, dtype, fill: str) -> np.ndarray:
     info = np.iinfo(dtype)
     if fill == "max":
@@ -57,12 +71,7 @@ def _exact(a, za, b, zb) -> np.ndarray:
 def _matmul_integer(a, b, za, zb, b_const: bool) -> onnx.ModelProto:
     """MatMulInteger(a, b, za, zb) with A a graph input, B an initializer when `b_const` (else a
     second graph input) and both zero points initializers."""
-    inputs = [helper.make_tensor_value_info("a", _tensor_type(a.dtype), list(a.shape))]
-    inits = [numpy_helper.from_array(za, "za"), numpy_helper.from_array(zb, "zb")]
-    if b_const:
-        inits.append(numpy_helper.from_array(b, "b"))
-    else:
-        inputs.append(helper.make_tensor_value_info("b", _tensor_type(b.dtype), list(b.shape)))
+    inputs, inits = _operands({"a": a, "b": b}, {"za": za, "zb": zb}, b_const)
     node = helper.make_node("MatMulInteger", ["a", "b", "za", "zb"], ["y"])
     return _model(node, inputs, TensorProto.INT32, inits, 10)
 
@@ -271,12 +280,7 @@ def _conv_attrs(x, w, attrs):
 
 
 def _run_conv_integer(tmp_path, x, zx, w, zw, attrs, w_const):
-    inputs = [helper.make_tensor_value_info("x", _tensor_type(x.dtype), list(x.shape))]
-    inits = [numpy_helper.from_array(zx, "zx"), numpy_helper.from_array(zw, "zw")]
-    if w_const:
-        inits.append(numpy_helper.from_array(w, "w"))
-    else:
-        inputs.append(helper.make_tensor_value_info("w", _tensor_type(w.dtype), list(w.shape)))
+    inputs, inits = _operands({"x": x, "w": w}, {"zx": zx, "zw": zw}, w_const)
     node = helper.make_node("ConvInteger", ["x", "w", "zx", "zw"], ["y"],
                             kernel_shape=list(w.shape[2:]), **attrs)
     model = _model(node, inputs, TensorProto.INT32, inits, 10)

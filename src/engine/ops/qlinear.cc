@@ -927,13 +927,8 @@ void Im2ColFill(const T* x, int64_t channels, const Window3& w, T fill, int64_t 
     for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
       for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
         for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
-          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
-          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+          const auto [off_w, ow_lo, ow_hi] = ValidTapColumns(w, kw);
           const int64_t sw = w.stride[2];
-          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
-          ow_lo = std::min(ow_lo, width);
-          ow_hi = std::max(ow_lo, std::min(ow_hi, width));
           if (flat) {
             ShiftedTap(xc, w, kd, kh, off_w, ow_lo, ow_hi, fill, p0, p1, dst);
             dst += ld;

@@ -84,6 +84,22 @@ struct Im2ColCopy {
   }
 };
 
+// For kernel column kw: the input column offset of output column 0 (off_w, before the
+// stride) and the output columns [lo, hi) whose tap lands inside the input row,
+// 0 <= ow * stride + off_w < in width (lo <= hi <= out width).
+struct TapColumns {
+  int64_t off_w, lo, hi;
+};
+inline TapColumns ValidTapColumns(const Window3& w, int64_t kw) {
+  const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+  const int64_t sw = w.stride[2];
+  int64_t lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
+  int64_t hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
+  lo = std::min(lo, w.out[2]);
+  hi = std::max(lo, std::min(hi, w.out[2]));
+  return {off_w, lo, hi};
+}
+
 // col[(c, kd, kh, kw), (od, oh, ow)] = f(x[c, id, ih, iw]), and Out(0) outside the input: the
 // im2col matrix of one image and group for a window (To3D form) over `channels` planes of x.
 // `col` holds channels * kernel volume * output volume values. `f` maps an input element to
@@ -98,13 +114,8 @@ void Im2Col(const T* x, int64_t channels, const Window3& w, Out* col, F f) {
     for (int64_t kd = 0; kd < w.kernel[0]; ++kd) {
       for (int64_t kh = 0; kh < w.kernel[1]; ++kh) {
         for (int64_t kw = 0; kw < w.kernel[2]; ++kw) {
-          // Valid ow range [ow_lo, ow_hi): 0 <= ow*sw + off_w < W.
-          const int64_t off_w = kw * w.dilation[2] - w.pad[2];
+          const auto [off_w, ow_lo, ow_hi] = ValidTapColumns(w, kw);
           const int64_t sw = w.stride[2];
-          int64_t ow_lo = off_w >= 0 ? 0 : (-off_w + sw - 1) / sw;
-          int64_t ow_hi = w.in[2] - 1 - off_w < 0 ? 0 : (w.in[2] - 1 - off_w) / sw + 1;
-          ow_lo = std::min(ow_lo, w.out[2]);
-          ow_hi = std::max(ow_lo, std::min(ow_hi, w.out[2]));
           for (int64_t od = 0; od < w.out[0]; ++od) {
             const int64_t id = od * w.stride[0] - w.pad[0] + kd * w.dilation[0];
             for (int64_t oh = 0; oh < w.out[1]; ++oh) {
