@@ -343,6 +343,7 @@ class RoiAlignKernel final : public Kernel {
       T* py = y.data<T>();
       std::vector<BilinearSample> samples;
       const double offset = half_pixel_ ? 0.5 : 0.0;
+      double work = 0.0;
       for (int64_t n = 0; n < num_rois; ++n) {
         const T* roi = pr + n * 4;
         const double start_w = static_cast<double>(roi[0]) * spatial_scale_ - offset;
@@ -370,11 +371,10 @@ class RoiAlignKernel final : public Kernel {
           return InvalidInput("RoiAlign roi " + std::to_string(n) +
                               " needs too many samples per bin (set sampling_ratio)");
         }
-        // Each roi's samples are read for every channel; bounded as if every roi were this one.
-        RETURN_IF_ERROR(
-            CheckWork("RoiAlign", static_cast<double>(num_rois) * static_cast<double>(C) *
-                                      static_cast<double>(out_h_ * out_w_) *
-                                      static_cast<double>(grid_h * grid_w)));
+        // Each roi's samples are read for every channel; the work of the rois so far.
+        work += static_cast<double>(C) * static_cast<double>(out_h_ * out_w_) *
+                static_cast<double>(grid_h * grid_w);
+        RETURN_IF_ERROR(CheckWork("RoiAlign", work));
         const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
         // Samples shared by all channels, bin by bin.
         samples.clear();
