@@ -23,6 +23,9 @@ struct ApiContext {
   ThreadPool* blocking = nullptr;
   // Runs model executions that are too expensive for an I/O thread.
   ThreadPool* models = nullptr;
+  // Runs password hashing (register, login, password change) only, so that metadata reads
+  // on `blocking` never wait behind it. Bounded queue: over it the caller gets 503.
+  ThreadPool* hashing = nullptr;
   std::string version = SERVEML_VERSION;
   int64_t started_at_unix = 0;
   std::string data_dir;

@@ -6,20 +6,38 @@ namespace serveml::api {
 
 int HttpStatusFor(Code code) {
   switch (code) {
-    case Code::kOk: return 200;
-    case Code::kInvalidInput: return 400;
-    case Code::kValidation: return 422;
-    case Code::kUnauthorized: return 401;
-    case Code::kForbidden: return 403;
-    case Code::kNotFound: return 404;
-    case Code::kConflict: return 400;
-    case Code::kPayloadTooLarge: return 413;
-    case Code::kRateLimited: return 429;
-    case Code::kUnsupported: return 400;
-    case Code::kDeploymentFailed: return 400;
-    case Code::kPrediction: return 500;
-    case Code::kInternal: return 500;
-    case Code::kUnavailable: return 503;
+    case Code::kOk:
+      return 200;
+    case Code::kInvalidInput:
+      return 400;
+    case Code::kValidation:
+      return 422;
+    case Code::kUnauthorized:
+      return 401;
+    case Code::kForbidden:
+      return 403;
+    case Code::kNotFound:
+      return 404;
+    case Code::kConflict:
+      return 400;
+    case Code::kPayloadTooLarge:
+      return 413;
+    case Code::kRateLimited:
+      return 429;
+    case Code::kUnsupported:
+      return 400;
+    case Code::kDeploymentFailed:
+      return 400;
+    case Code::kPrediction:
+      return 500;
+    case Code::kInternal:
+      return 500;
+    case Code::kUnavailable:
+      return 503;
+    case Code::kQuotaExceeded:
+      return 403;
+    case Code::kTimeout:
+      return 504;
   }
   return 500;
 }
@@ -27,9 +45,12 @@ int HttpStatusFor(Code code) {
 std::string_view ApiCodeFor(Code code) {
   switch (code) {
     case Code::kConflict:
-    case Code::kUnsupported: return "INVALID_INPUT";
-    case Code::kUnavailable: return "SERVICE_ERROR";
-    default: return CodeName(code);
+    case Code::kUnsupported:
+      return "INVALID_INPUT";
+    case Code::kUnavailable:
+      return "SERVICE_ERROR";
+    default:
+      return CodeName(code);
   }
 }
 

@@ -166,7 +166,8 @@ std::string ExpectedRowShape(const engine::TensorInfo& info) {
 
 // Rows of named features -> tensors.
 Result<PredictInput> ParseNamedRows(const std::vector<element>& rows,
-                                    const runtime::ModelSignature& sig, bool single) {
+                                    const runtime::ModelSignature& sig, bool single,
+                                    const PredictLimits& limits) {
   const auto& names = sig.feature_names;
   if (names.empty()) {
     return InvalidInput(
@@ -174,6 +175,11 @@ Result<PredictInput> ParseNamedRows(const std::vector<element>& rows,
   }
   size_t nf = names.size();
   int64_t n = static_cast<int64_t>(rows.size());
+  if (n > 0 && static_cast<int64_t>(nf) > limits.max_values / n) {
+    return InvalidInput("the request has " + std::to_string(n) + " rows of " + std::to_string(nf) +
+                        " features: over the limit of " + std::to_string(limits.max_values) +
+                        " values per request (rows x features); send smaller batches");
+  }
   std::vector<double> vals(static_cast<size_t>(n) * nf, std::numeric_limits<double>::quiet_NaN());
   std::vector<std::string> svals;
   bool any_string_input = false;
@@ -349,8 +355,8 @@ void WriteRows(JsonWriter& w, const Tensor& t, bool single, int64_t batch) {
 
 }  // namespace
 
-Result<PredictInput> ParsePredictRequest(std::string_view body,
-                                         const runtime::ModelSignature& sig) {
+Result<PredictInput> ParsePredictRequest(std::string_view body, const runtime::ModelSignature& sig,
+                                         const PredictLimits& limits) {
   thread_local simdjson::dom::parser parser;
   simdjson::padded_string padded(body);
   auto doc = parser.parse(padded);
@@ -367,7 +373,7 @@ Result<PredictInput> ParsePredictRequest(std::string_view body,
   element data = data_r.value_unsafe();
 
   if (data.type() == element_type::OBJECT) {
-    return ParseNamedRows({data}, sig, true);
+    return ParseNamedRows({data}, sig, true, limits);
   }
   if (data.type() == element_type::ARRAY) {
     auto arr = data.get_array().value_unsafe();
@@ -375,7 +381,7 @@ Result<PredictInput> ParsePredictRequest(std::string_view body,
     if (arr.at(0).value_unsafe().type() == element_type::OBJECT) {
       std::vector<element> rows;
       for (element e : arr) rows.push_back(e);
-      return ParseNamedRows(rows, sig, false);
+      return ParseNamedRows(rows, sig, false, limits);
     }
   }
 

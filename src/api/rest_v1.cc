@@ -47,11 +47,20 @@ std::shared_ptr<Request> Detach(Request& req) {
   return d;
 }
 
-// Runs `fn(req)` on the blocking pool.
+// The answer when a pool refuses work: 503 with Retry-After, naming why.
+Response PoolRefused(const ThreadPool& pool, std::string_view request_id) {
+  if (pool.stopping()) return ErrorResponse(Unavailable("the server is shutting down"), request_id);
+  Response r = ErrorResponse(Unavailable("the server is busy; retry in a moment"), request_id);
+  r.headers.emplace_back("Retry-After", "1");
+  return r;
+}
+
+// Runs `fn(req)` on `pool` (the blocking pool unless given).
 template <typename Fn>
-void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn) {
+void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn, ThreadPool* pool = nullptr) {
+  if (pool == nullptr) pool = ctx->blocking;
   auto shared = Detach(req);
-  bool ok = ctx->blocking->Submit([shared, respond, fn]() mutable {
+  bool ok = pool->Submit([shared, respond, fn]() mutable {
     Response r;
     try {
       r = fn(*shared);
@@ -61,7 +70,17 @@ void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn) {
     }
     respond(std::move(r));
   });
-  if (!ok) respond(ErrorResponse(Unavailable("the server is shutting down"), shared->request_id));
+  if (!ok) respond(PoolRefused(*pool, shared->request_id));
+}
+
+// The client address throttles and quotas key on.
+std::string ClientAddr(const Request& req) { return req.remote_addr; }
+
+// 429 RATE_LIMITED with Retry-After.
+Response RateLimitedResponse(const Status& st, int64_t retry_after, std::string_view request_id) {
+  Response r = ErrorResponse(st, request_id);
+  r.headers.emplace_back("Retry-After", std::to_string(std::max<int64_t>(1, retry_after)));
+  return r;
 }
 
 // Parses a JSON object body; sets *err on failure.
@@ -132,7 +151,8 @@ json DeploymentJson(ApiContext* ctx, const store::Deployment& d, const std::stri
   }
   meta["framework"] = d.framework;
   meta["model_type"] = d.model_type.empty() ? json(nullptr) : json(d.model_type);
-  meta["size_mb"] = std::round(static_cast<double>(d.size_bytes) / (1024.0 * 1024.0) * 1000.0) / 1000.0;
+  meta["size_mb"] =
+      std::round(static_cast<double>(d.size_bytes) / (1024.0 * 1024.0) * 1000.0) / 1000.0;
   json j{{"id", d.id},
          {"name", d.name},
          {"status", d.status},
@@ -152,8 +172,13 @@ json DeploymentJson(ApiContext* ctx, const store::Deployment& d, const std::stri
     // All-time totals, persisted with the per-minute metrics (same data as /metrics/{id}).
     auto t = ctx->deployments->MetricsTotals(d.id);
     store::MetricsTotals tot = t.ok() ? *t : store::MetricsTotals{};
-    if (!t.ok()) LOG_WARN("metrics totals unavailable").Str("deployment_id", d.id).Str("error", t.status().ToString());
-    double avg = tot.request_count ? static_cast<double>(tot.latency_sum_ns) / static_cast<double>(tot.request_count) / 1e6 : 0.0;
+    if (!t.ok())
+      LOG_WARN("metrics totals unavailable")
+          .Str("deployment_id", d.id)
+          .Str("error", t.status().ToString());
+    double avg = tot.request_count ? static_cast<double>(tot.latency_sum_ns) /
+                                         static_cast<double>(tot.request_count) / 1e6
+                                   : 0.0;
     j["metrics_summary"] = {{"request_count", tot.request_count},
                             {"error_count", tot.error_count},
                             {"avg_latency_ms", std::round(avg * 1000.0) / 1000.0},
@@ -187,7 +212,8 @@ Status FormInt(const Request& req, const char* name, std::optional<int64_t>* out
   const http::FormPart* p = req.Part(name);
   if (!p || p->value.empty()) return Status::Ok();
   int64_t v = 0;
-  if (!ParseInt(p->value, &v)) return ValidationError(std::string("field '") + name + "' must be an integer");
+  if (!ParseInt(p->value, &v))
+    return ValidationError(std::string("field '") + name + "' must be an integer");
   *out = v;
   return Status::Ok();
 }
@@ -195,7 +221,8 @@ Status FormInt(const Request& req, const char* name, std::optional<int64_t>* out
 Status JsonInt(const json& j, const char* name, std::optional<int64_t>* out) {
   auto it = j.find(name);
   if (it == j.end() || it->is_null()) return Status::Ok();
-  if (!it->is_number_integer()) return ValidationError(std::string("field '") + name + "' must be an integer");
+  if (!it->is_number_integer())
+    return ValidationError(std::string("field '") + name + "' must be an integer");
   *out = it->get<int64_t>();
   return Status::Ok();
 }
@@ -223,9 +250,8 @@ Result<platform::Upload> TakeModelUpload(const Request& req) {
 }
 
 std::string StemOf(const std::string& filename) {
-  std::string base = filename.substr(filename.find_last_of('/') == std::string::npos
-                                         ? 0
-                                         : filename.find_last_of('/') + 1);
+  std::string base = filename.substr(
+      filename.find_last_of('/') == std::string::npos ? 0 : filename.find_last_of('/') + 1);
   auto dot = base.rfind('.');
   return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
@@ -252,7 +278,8 @@ Response StatusPage(ApiContext* ctx, const Request& /*req*/) {
   std::string storage = "operational";
   struct statvfs vfs {};
   if (statvfs(ctx->blobs->temp_dir().c_str(), &vfs) == 0) {
-    double free_mb = static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) / 1048576.0;
+    double free_mb =
+        static_cast<double>(vfs.f_bavail) * static_cast<double>(vfs.f_frsize) / 1048576.0;
     if (free_mb < 256) {
       storage = "degraded";
       issues.push_back({{"component", "storage"},
@@ -260,7 +287,8 @@ Response StatusPage(ApiContext* ctx, const Request& /*req*/) {
     }
   } else {
     storage = "down";
-    issues.push_back({{"component", "storage"}, {"message", "artifact directory is not accessible"}});
+    issues.push_back(
+        {{"component", "storage"}, {"message", "artifact directory is not accessible"}});
   }
   bool draining = ctx->draining && ctx->draining->load();
   std::string overall = issues.empty() && !draining ? "operational" : "degraded";
@@ -289,8 +317,15 @@ Response Register(ApiContext* ctx, const Request& req) {
       !StringField(body, "full_name", false, &full_name, &st)) {
     return ErrorResponse(st, req.request_id);
   }
-  auto r = ctx->accounts->Register(email, username, password, full_name);
-  if (!r.ok()) return ErrorResponse(r.status(), req.request_id);
+  int64_t retry_after = 0;
+  auto r =
+      ctx->accounts->Register(email, username, password, full_name, ClientAddr(req), &retry_after);
+  if (!r.ok()) {
+    if (r.status().code() == Code::kRateLimited) {
+      return RateLimitedResponse(r.status(), retry_after, req.request_id);
+    }
+    return ErrorResponse(r.status(), req.request_id);
+  }
   LOG_INFO("user registered").Str("user_id", r->user.id).Str("request_id", req.request_id);
   return JsonResponse(200, json{{"access_token", r->access_token},
                                 {"token_type", "bearer"},
@@ -308,7 +343,49 @@ Response Login(ApiContext* ctx, const Request& req) {
       !StringField(body, "password", true, &password, &st)) {
     return ErrorResponse(st, req.request_id);
   }
-  auto token = ctx->accounts->Login(email, password);
+  int64_t retry_after = 0;
+  auto token = ctx->accounts->Login(email, password, ClientAddr(req), &retry_after);
+  if (!token.ok()) {
+    if (token.status().code() == Code::kRateLimited) {
+      LOG_WARN("login throttled").Str("remote", ClientAddr(req)).Str("request_id", req.request_id);
+      return RateLimitedResponse(token.status(), retry_after, req.request_id);
+    }
+    return ErrorResponse(token.status(), req.request_id);
+  }
+  return JsonResponse(200, json{{"access_token", *token},
+                                {"token_type", "bearer"},
+                                {"expires_in", ctx->accounts->token_ttl_seconds()}});
+}
+
+Response Logout(ApiContext* ctx, const Request& req) {
+  auto p = Authenticate(ctx, req);
+  if (!p.ok()) return ErrorResponse(p.status(), req.request_id);
+  if (p->via_api_key) {
+    return ErrorResponse(InvalidInput("an API key cannot log out; revoke it instead"),
+                         req.request_id);
+  }
+  Status st = ctx->accounts->Logout(p->user_id);
+  if (!st.ok()) return ErrorResponse(st, req.request_id);
+  return JsonResponse(200, json{{"logged_out", true},
+                                {"message", "every session token of this account is revoked"}});
+}
+
+Response ChangePassword(ApiContext* ctx, const Request& req) {
+  auto p = AuthenticateManage(ctx, req);
+  if (!p.ok()) return ErrorResponse(p.status(), req.request_id);
+  if (p->via_api_key) {
+    return ErrorResponse(Forbidden("log in with your password to change it"), req.request_id);
+  }
+  json body;
+  Response err;
+  if (!ParseJsonObject(req, &body, &err)) return err;
+  std::string current, next;
+  Status st;
+  if (!StringField(body, "current_password", true, &current, &st) ||
+      !StringField(body, "new_password", true, &next, &st)) {
+    return ErrorResponse(st, req.request_id);
+  }
+  auto token = ctx->accounts->ChangePassword(p->user_id, current, next);
   if (!token.ok()) return ErrorResponse(token.status(), req.request_id);
   return JsonResponse(200, json{{"access_token", *token},
                                 {"token_type", "bearer"},
@@ -316,13 +393,13 @@ Response Login(ApiContext* ctx, const Request& req) {
 }
 
 Response Me(ApiContext* ctx, const Request& req) {
-  auto p = Authenticate(ctx, req);
+  auto p = AuthenticateManage(ctx, req);
   if (!p.ok()) return ErrorResponse(p.status(), req.request_id);
   auto u = ctx->accounts->GetUser(p->user_id);
   if (!u.ok()) {
-    return ErrorResponse(u.status().code() == Code::kNotFound ? Unauthorized("user no longer exists")
-                                                              : u.status(),
-                         req.request_id);
+    return ErrorResponse(
+        u.status().code() == Code::kNotFound ? Unauthorized("user no longer exists") : u.status(),
+        req.request_id);
   }
   auto count = ctx->store->CountDeployments(p->user_id);
   if (!count.ok()) return ErrorResponse(count.status(), req.request_id);
@@ -355,9 +432,11 @@ Response CreateApiKey(ApiContext* ctx, const Request& req) {
   if (!StringField(body, "name", true, &name, &st)) return ErrorResponse(st, req.request_id);
   std::vector<std::string> scopes;
   if (auto it = body.find("scopes"); it != body.end() && !it->is_null()) {
-    if (!it->is_array()) return ErrorResponse(ValidationError("'scopes' must be a list"), req.request_id);
+    if (!it->is_array())
+      return ErrorResponse(ValidationError("'scopes' must be a list"), req.request_id);
     for (const auto& s : *it) {
-      if (!s.is_string()) return ErrorResponse(ValidationError("'scopes' must be a list of strings"), req.request_id);
+      if (!s.is_string())
+        return ErrorResponse(ValidationError("'scopes' must be a list of strings"), req.request_id);
       scopes.push_back(s.get<std::string>());
     }
   }
@@ -390,12 +469,28 @@ Response RevokeApiKey(ApiContext* ctx, const Request& req) {
   return JsonResponse(200, json{{"id", id}, {"revoked", true}});
 }
 
+// The error response for a failed upload; QUOTA_EXCEEDED carries the numbers in details.
+Response UploadError(ApiContext* ctx, const Status& st, const std::string& user_id,
+                     const Request& req) {
+  if (st.code() != Code::kQuotaExceeded) return ErrorResponse(st, req.request_id);
+  json details = json::object();
+  if (auto u = ctx->deployments->Usage(user_id); u.ok()) {
+    const auto& lim = ctx->deployments->limits();
+    details = {
+        {"deployments", u->deployments},   {"max_deployments", lim.max_deployments_per_user},
+        {"versions", u->versions},         {"max_versions", lim.max_versions_per_user},
+        {"stored_bytes", u->stored_bytes}, {"max_stored_bytes", lim.max_stored_bytes_per_user}};
+  }
+  return ErrorResponse(st, req.request_id, details.dump());
+}
+
 Response Deploy(ApiContext* ctx, const Request& req) {
   auto p = AuthenticateManage(ctx, req);
   if (!p.ok()) return ErrorResponse(p.status(), req.request_id);
   if (req.form.empty()) {
-    return ErrorResponse(InvalidInput("send the model as multipart/form-data with a 'model_file' part"),
-                         req.request_id);
+    return ErrorResponse(
+        InvalidInput("send the model as multipart/form-data with a 'model_file' part"),
+        req.request_id);
   }
   auto upload = TakeModelUpload(req);
   if (!upload.ok()) return ErrorResponse(upload.status(), req.request_id);
@@ -422,9 +517,13 @@ Response Deploy(ApiContext* ctx, const Request& req) {
   if (const auto* n = req.Part("name")) name = n->value;
   if (name.empty()) name = StemOf(upload->filename);
   auto d = ctx->deployments->Create(p->user_id, name, *upload, config, requirements);
-  if (!d.ok()) return ErrorResponse(d.status(), req.request_id);
-  LOG_INFO("deployment created").Str("deployment_id", d->id).Str("user_id", p->user_id)
-      .Str("framework", d->framework).Int("size_bytes", d->size_bytes).Str("request_id", req.request_id);
+  if (!d.ok()) return UploadError(ctx, d.status(), p->user_id, req);
+  LOG_INFO("deployment created")
+      .Str("deployment_id", d->id)
+      .Str("user_id", p->user_id)
+      .Str("framework", d->framework)
+      .Int("size_bytes", d->size_bytes)
+      .Str("request_id", req.request_id);
   json j{{"id", d->id},
          {"name", d->name},
          {"status", d->status},
@@ -433,7 +532,8 @@ Response Deploy(ApiContext* ctx, const Request& req) {
          {"model_metadata",
           {{"framework", d->framework},
            {"model_type", nullptr},
-           {"size_mb", std::round(static_cast<double>(d->size_bytes) / 1048576.0 * 1000.0) / 1000.0}}}};
+           {"size_mb",
+            std::round(static_cast<double>(d->size_bytes) / 1048576.0 * 1000.0) / 1000.0}}}};
   return JsonResponse(200, j);
 }
 
@@ -445,12 +545,14 @@ Response ListDeployments(ApiContext* ctx, const Request& req) {
   std::string v;
   if (req.QueryParam("limit", &v)) {
     if (!ParseInt(v, &f.limit) || f.limit < 1 || f.limit > 100) {
-      return ErrorResponse(ValidationError("limit must be an integer from 1 to 100"), req.request_id);
+      return ErrorResponse(ValidationError("limit must be an integer from 1 to 100"),
+                           req.request_id);
     }
   }
   if (req.QueryParam("offset", &v)) {
     if (!ParseInt(v, &f.offset) || f.offset < 0) {
-      return ErrorResponse(ValidationError("offset must be a non-negative integer"), req.request_id);
+      return ErrorResponse(ValidationError("offset must be a non-negative integer"),
+                           req.request_id);
     }
   }
   if (req.QueryParam("status", &v)) f.status = v;
@@ -461,10 +563,9 @@ Response ListDeployments(ApiContext* ctx, const Request& req) {
   std::string base = BaseUrl(req);
   json items = json::array();
   for (const auto& d : list->first) items.push_back(DeploymentJson(ctx, d, base, false));
-  return JsonResponse(200, json{{"items", items},
-                                {"total", list->second},
-                                {"limit", f.limit},
-                                {"offset", f.offset}});
+  return JsonResponse(
+      200,
+      json{{"items", items}, {"total", list->second}, {"limit", f.limit}, {"offset", f.offset}});
 }
 
 Response GetDeployment(ApiContext* ctx, const Request& req) {
@@ -484,7 +585,8 @@ Response PatchDeployment(ApiContext* ctx, const Request& req) {
   platform::DeploymentPatch patch;
   Status st;
   if (auto it = body.find("name"); it != body.end() && !it->is_null()) {
-    if (!it->is_string()) return ErrorResponse(ValidationError("'name' must be a string"), req.request_id);
+    if (!it->is_string())
+      return ErrorResponse(ValidationError("'name' must be a string"), req.request_id);
     patch.name = it->get<std::string>();
   }
   const json* cfg = &body;
@@ -492,12 +594,14 @@ Response PatchDeployment(ApiContext* ctx, const Request& req) {
   st = JsonInt(*cfg, "memory_mb", &patch.config.memory_mb);
   if (st.ok() && !patch.config.memory_mb) st = JsonInt(*cfg, "memory", &patch.config.memory_mb);
   if (st.ok()) st = JsonInt(*cfg, "timeout_seconds", &patch.config.timeout_seconds);
-  if (st.ok() && !patch.config.timeout_seconds) st = JsonInt(*cfg, "timeout", &patch.config.timeout_seconds);
+  if (st.ok() && !patch.config.timeout_seconds)
+    st = JsonInt(*cfg, "timeout", &patch.config.timeout_seconds);
   if (st.ok()) st = JsonInt(*cfg, "min_instances", &patch.config.min_instances);
   if (st.ok()) st = JsonInt(*cfg, "max_instances", &patch.config.max_instances);
   if (!st.ok()) return ErrorResponse(st, req.request_id);
   if (auto it = cfg->find("is_public"); it != cfg->end() && !it->is_null()) {
-    if (!it->is_boolean()) return ErrorResponse(ValidationError("'is_public' must be true or false"), req.request_id);
+    if (!it->is_boolean())
+      return ErrorResponse(ValidationError("'is_public' must be true or false"), req.request_id);
     patch.config.is_public = it->get<bool>();
   }
   auto d = ctx->deployments->Patch(p->user_id, std::string(req.Param("id")), patch);
@@ -521,7 +625,7 @@ Response AddVersion(ApiContext* ctx, const Request& req) {
   auto upload = TakeModelUpload(req);
   if (!upload.ok()) return ErrorResponse(upload.status(), req.request_id);
   auto v = ctx->deployments->AddVersion(p->user_id, std::string(req.Param("id")), *upload);
-  if (!v.ok()) return ErrorResponse(v.status(), req.request_id);
+  if (!v.ok()) return UploadError(ctx, v.status(), p->user_id, req);
   return JsonResponse(200, VersionJson(*v, ""));
 }
 
@@ -535,9 +639,11 @@ Response ListVersions(ApiContext* ctx, const Request& req) {
   if (!vs.ok()) return ErrorResponse(vs.status(), req.request_id);
   json items = json::array();
   for (const auto& v : *vs) items.push_back(VersionJson(v, d->current_version));
-  return JsonResponse(200, json{{"deployment_id", id},
-                                {"current_version", d->current_version.empty() ? json(nullptr) : json(d->current_version)},
-                                {"items", items}});
+  return JsonResponse(200,
+                      json{{"deployment_id", id},
+                           {"current_version",
+                            d->current_version.empty() ? json(nullptr) : json(d->current_version)},
+                           {"items", items}});
 }
 
 Response Rollback(ApiContext* ctx, const Request& req) {
@@ -584,13 +690,25 @@ Response RunPrediction(const Request& req, const platform::ServingHandle& h, int
     record(false, 0, MonotonicNanos() - t0);
     return ErrorResponse(input.status(), req.request_id);
   }
-  auto outputs = h.model->Run(input->tensors);
+  engine::RunOptions run;
+  run.deadline_ns = t0 + h.timeout_seconds * 1'000'000'000;
+  run.deadline_label = "timeout_seconds";
+  run.max_bytes = h.memory_mb << 20;
+  run.memory_label = "the deployment's memory_mb";
+  auto outputs = h.model->Run(input->tensors, run);
   if (!outputs.ok()) {
     record(false, input->batch, MonotonicNanos() - t0);
     Status st = outputs.status();
-    if (st.code() != Code::kInvalidInput) st = Status(Code::kPrediction, "the model failed: " + st.message());
-    LOG_WARN("prediction failed").Str("deployment_id", h.deployment_id)
-        .Str("request_id", req.request_id).Str("error", st.message());
+    if (st.code() == Code::kTimeout) {
+      st = Timeout("the prediction took longer than the deployment's timeout of " +
+                   std::to_string(h.timeout_seconds) + " s and was stopped");
+    } else if (st.code() != Code::kInvalidInput) {
+      st = Status(Code::kPrediction, "the model failed: " + st.message());
+    }
+    LOG_WARN("prediction failed")
+        .Str("deployment_id", h.deployment_id)
+        .Str("request_id", req.request_id)
+        .Str("error", st.message());
     return ErrorResponse(st, req.request_id);
   }
   int64_t elapsed = MonotonicNanos() - t0;
@@ -626,12 +744,14 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
   auto h = ctx->deployments->Resolve(cp, id, /*load_if_needed=*/false);
   if (!h.ok()) {
     if (h.status().code() == Code::kNotFound && !cp) {
-      return respond(ErrorResponse(Unauthorized("missing Authorization header (use 'Bearer <token>')"),
-                                   req.request_id));
+      return respond(ErrorResponse(
+          Unauthorized("missing Authorization header (use 'Bearer <token>')"), req.request_id));
     }
     return respond(ErrorResponse(h.status(), req.request_id));
   }
-  if (h->model && h->model->cheap()) {
+  // Inline on the I/O thread only when the model is cheap and the request small.
+  constexpr size_t kInlineBodyBytes = 64 << 10;
+  if (h->model && h->model->cheap() && req.body.size() <= kInlineBodyBytes) {
     return respond(RunPrediction(req, *h, t0, CallerOf(cp, req)));
   }
   // Cold or expensive: off the I/O thread.
@@ -643,7 +763,7 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
     if (!handle.ok()) return respond(ErrorResponse(handle.status(), shared->request_id));
     respond(RunPrediction(*shared, *handle, t0, CallerOf(p, *shared)));
   });
-  if (!ok) respond(ErrorResponse(Unavailable("the server is shutting down"), shared->request_id));
+  if (!ok) respond(PoolRefused(*ctx->models, shared->request_id));
 }
 
 }  // namespace
@@ -663,8 +783,18 @@ void RegisterRestV1(http::Router* router, ApiContext* ctx) {
   });
   router->Add("GET", "/health", health);
   router->Add("GET", "/api/v1/status", offload(&StatusPage));
-  router->Add("POST", "/api/v1/auth/register", offload(&Register));
-  router->Add("POST", "/api/v1/auth/login", offload(&Login));
+  // Password hashing runs on its own small pool (ctx->hashing).
+  auto hashing = [ctx](Response (*fn)(ApiContext*, const Request&)) {
+    return [ctx, fn](Request& req, Responder respond) {
+      Offload(
+          ctx, req, std::move(respond), [ctx, fn](Request& r) { return fn(ctx, r); },
+          ctx->hashing ? ctx->hashing : ctx->blocking);
+    };
+  };
+  router->Add("POST", "/api/v1/auth/register", hashing(&Register));
+  router->Add("POST", "/api/v1/auth/login", hashing(&Login));
+  router->Add("POST", "/api/v1/auth/logout", offload(&Logout));
+  router->Add("POST", "/api/v1/auth/password", hashing(&ChangePassword));
   router->Add("GET", "/api/v1/auth/me", offload(&Me));
   router->Add("POST", "/api/v1/api-keys", offload(&CreateApiKey));
   router->Add("GET", "/api/v1/api-keys", offload(&ListApiKeys));

@@ -4,7 +4,9 @@
 #include <cstring>
 #include <string>
 
+#include "app/admin_command.h"
 #include "app/serve_command.h"
+#include "app/validate_command.h"
 #include "cli/client_commands.h"
 #include "cli/run_command.h"
 
@@ -15,6 +17,7 @@ void Usage() {
                "  serve [--host H] [--port P] [--data-dir D] [--config FILE]   run the server\n"
                "  run MODEL --input NAME=FILE.pb ... --output-dir DIR          run a model once\n"
                "  register | login | deploy | list | predict | delete | status  client commands\n"
+               "  admin create-user --data-dir D --email E --username U       add an account\n"
                "  version\n");
 }
 }  // namespace
@@ -26,6 +29,8 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[1];
   if (cmd == "serve") return serveml::app::ServeCommand(argc - 1, argv + 1);
+  if (cmd == "admin") return serveml::app::AdminCommand(argc - 1, argv + 1);
+  if (cmd == "validate") return serveml::app::ValidateCommand(argc - 1, argv + 1);
   if (cmd == "run") return serveml::cli::RunModelCommand(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("serveml %s\n", SERVEML_VERSION);

@@ -8,6 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <new>
+#include <stdexcept>
 #include <thread>
 
 #include "api/api_context.h"
@@ -53,8 +55,10 @@ int Fail(const std::string& what, const Status& st) {
 int ServeCommand(int argc, char** argv) {
   auto cfg_r = LoadServerConfig(argc, argv);
   if (!cfg_r.ok()) {
-    std::fprintf(stderr, "serveml serve: %s\nusage: serveml serve [--host H] [--port P] "
-                         "[--data-dir D] [--config FILE]\n", cfg_r.status().message().c_str());
+    std::fprintf(stderr,
+                 "serveml serve: %s\nusage: serveml serve [--host H] [--port P] "
+                 "[--data-dir D] [--config FILE]\n",
+                 cfg_r.status().message().c_str());
     return 2;
   }
   const ServerConfig cfg = *cfg_r;
@@ -71,7 +75,8 @@ int ServeCommand(int argc, char** argv) {
 
   std::error_code ec;
   std::filesystem::create_directories(cfg.data_dir, ec);
-  if (ec) return Fail("data dir", Internal("cannot create '" + cfg.data_dir + "': " + ec.message()));
+  if (ec)
+    return Fail("data dir", Internal("cannot create '" + cfg.data_dir + "': " + ec.message()));
   ::chmod(cfg.data_dir.c_str(), 0700);
 
   auto store = store::OpenSqliteStore(cfg.data_dir + "/serveml.db");
@@ -81,10 +86,21 @@ int ServeCommand(int argc, char** argv) {
   auto signer = platform::TokenSigner::LoadOrCreate(cfg.data_dir + "/jwt.key");
   if (!signer.ok()) return Fail("signing key", signer.status());
 
-  ThreadPool blocking(static_cast<size_t>(cfg.blocking_threads), "blocking");
-  ThreadPool models(OrCores(cfg.model_threads), "models");
+  ThreadPool blocking(static_cast<size_t>(cfg.blocking_threads), "blocking",
+                      static_cast<size_t>(cfg.blocking_queue));
+  ThreadPool models(OrCores(cfg.model_threads), "models", static_cast<size_t>(cfg.model_queue));
+  ThreadPool hashing(static_cast<size_t>(cfg.hash_threads), "hashing",
+                     static_cast<size_t>(cfg.hash_queue));
   runtime::ModelCache cache(cfg.model_memory_budget_bytes);
-  platform::Accounts accounts(store->get(), std::move(signer).value(), cfg.token_ttl_seconds);
+  platform::AccountsOptions account_opts;
+  account_opts.registration_open = cfg.registration == "open";
+  account_opts.registrations_per_hour_per_address = cfg.registrations_per_hour;
+  account_opts.login.free_failures = cfg.login_free_failures;
+  account_opts.login.max_delay_seconds = cfg.login_max_delay_seconds;
+  account_opts.login.failures_per_address = cfg.login_failures_per_address;
+  account_opts.exempt_loopback = cfg.exempt_loopback;
+  platform::Accounts accounts(store->get(), std::move(signer).value(), cfg.token_ttl_seconds,
+                              account_opts);
   platform::MetricsOptions metrics_opts;
   metrics_opts.minute_retention_days = cfg.metrics_minute_retention_days;
   metrics_opts.five_minute_retention_days = cfg.metrics_5m_retention_days;
@@ -93,15 +109,25 @@ int ServeCommand(int argc, char** argv) {
   metrics_opts.price_per_million_requests = cfg.price_per_million_requests;
   metrics_opts.price_per_gb_second = cfg.price_per_gb_second;
   platform::Metrics metrics(store->get(), metrics_opts);
+  platform::DeploymentLimits limits;
+  limits.sandbox.memory_mb = cfg.validate_memory_mb;
+  limits.sandbox.cpu_seconds = cfg.validate_cpu_seconds;
+  limits.sandbox.wall_seconds = cfg.validate_timeout_seconds;
+  limits.sandbox.max_onnx_mb = cfg.validate_max_onnx_mb;
+  limits.max_deployments_per_user = cfg.quota_deployments;
+  limits.max_versions_per_user = cfg.quota_versions;
+  limits.max_stored_bytes_per_user = cfg.quota_storage_mb << 20;
+  limits.max_validation_queue = static_cast<size_t>(cfg.validate_queue);
   platform::Deployments deployments(store->get(), blobs->get(), &cache,
-                                    static_cast<size_t>(cfg.validate_threads), &metrics);
+                                    static_cast<size_t>(cfg.validate_threads), &metrics, limits);
   if (Status st = deployments.Start(); !st.ok()) return Fail("deployments", st);
 
   // Built-in scheduler: metrics flush (finished minutes), roll-ups and retention.
   platform::Scheduler scheduler;
   scheduler.Every("metrics-flush", std::chrono::milliseconds(std::max(50, cfg.metrics_flush_ms)),
                   [&metrics] { return metrics.Flush(); });
-  scheduler.Every("metrics-rollup", std::chrono::seconds(10), [&metrics] { return metrics.RollUp(); });
+  scheduler.Every("metrics-rollup", std::chrono::seconds(10),
+                  [&metrics] { return metrics.RollUp(); });
   scheduler.Every("metrics-retention", std::chrono::minutes(10),
                   [&metrics] { return metrics.ApplyRetention(); });
   scheduler.Start();
@@ -114,6 +140,7 @@ int ServeCommand(int argc, char** argv) {
   ctx.blobs = blobs->get();
   ctx.blocking = &blocking;
   ctx.models = &models;
+  ctx.hashing = &hashing;
   ctx.started_at_unix = NowUnixSeconds();
   ctx.data_dir = cfg.data_dir;
   ctx.draining = &draining;
@@ -126,6 +153,28 @@ int ServeCommand(int argc, char** argv) {
   if (cfg.bench_routes) {
     router.Add("POST", "/_bench/noop", [](http::Request&, http::Responder respond) {
       respond(http::Response::Json(200, "{\"ok\":true}"));
+    });
+    // Test-only fault injection: throws std::runtime_error or std::bad_alloc on an I/O
+    // thread or in a task of one of the pools; the answer must be 500 SERVICE_ERROR and
+    // the process must go on.
+    router.Add("POST", "/_test/throw", [&ctx](http::Request& req, http::Responder respond) {
+      std::string pool, kind;
+      req.QueryParam("pool", &pool);
+      req.QueryParam("kind", &kind);
+      auto fail = [kind] {
+        if (kind == "bad_alloc") throw std::bad_alloc();
+        throw std::runtime_error("injected fault");
+      };
+      if (pool == "io") fail();
+      ThreadPool* p = pool == "models"    ? ctx.models
+                      : pool == "hashing" ? ctx.hashing
+                                          : ctx.blocking;
+      if (!p->Submit([respond, fail] {
+            (void)respond;  // dropped unanswered when the task throws
+            fail();
+          })) {
+        respond(http::Response::Json(503, "{}"));
+      }
     });
     // Test-only: the route table, for the OpenAPI cross-check. Registered last.
     router.Add("GET", "/api/v1/_routes", [&router](http::Request&, http::Responder respond) {
@@ -150,8 +199,11 @@ int ServeCommand(int argc, char** argv) {
                           {"Cache-Control", "no-store"}};
   opts.access_log = [](const http::Request& req, int status, int64_t micros) {
     auto line = status >= 500 ? LOG_WARN("request") : LOG_INFO("request");
-    line.Str("method", req.method).Str("path", req.path).Int("status", status)
-        .Num("ms", static_cast<double>(micros) / 1000.0).Str("request_id", req.request_id)
+    line.Str("method", req.method)
+        .Str("path", req.path)
+        .Int("status", status)
+        .Num("ms", static_cast<double>(micros) / 1000.0)
+        .Str("request_id", req.request_id)
         .Str("remote", req.remote_addr);
   };
   if (log::GetLevel() > log::Level::kInfo) opts.access_log = nullptr;
@@ -159,16 +211,21 @@ int ServeCommand(int argc, char** argv) {
   if (std::string err = server.Start(); !err.empty()) {
     return Fail("listen", Unavailable(err));
   }
-  LOG_INFO("serveml listening").Str("host", cfg.host).Int("port", server.port())
-      .Str("data_dir", cfg.data_dir).Str("version", SERVEML_VERSION)
+  LOG_INFO("serveml listening")
+      .Str("host", cfg.host)
+      .Int("port", server.port())
+      .Str("data_dir", cfg.data_dir)
+      .Str("version", SERVEML_VERSION)
       .Int("io_threads", static_cast<int64_t>(opts.io_threads));
 
   int sig = 0;
   sigwait(&sigs, &sig);
-  LOG_INFO("shutting down: draining in-flight requests").Str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
+  LOG_INFO("shutting down: draining in-flight requests")
+      .Str("signal", sig == SIGTERM ? "SIGTERM" : "SIGINT");
   draining = true;
   server.Stop(cfg.drain_seconds);
   models.Shutdown();
+  hashing.Shutdown();
   blocking.Shutdown();
   scheduler.Stop();
   if (Status st = metrics.FlushAll(); !st.ok()) {

@@ -30,6 +30,8 @@ enum class Code {
   kPrediction,        // the model failed while running (500 PREDICTION_ERROR)
   kInternal,          // a bug or an environment failure (500 SERVICE_ERROR)
   kUnavailable,       // temporarily unable, e.g. shutting down or disk full (503)
+  kQuotaExceeded,     // the caller stores as much as it may (403 QUOTA_EXCEEDED)
+  kTimeout,           // a deadline passed, e.g. a prediction's timeout_seconds (504 TIMEOUT)
 };
 
 // Stable upper-case name of a code, e.g. "INVALID_INPUT".
@@ -61,12 +63,14 @@ inline Status Conflict(std::string m) { return {Code::kConflict, std::move(m)}; 
 inline Status Unsupported(std::string m) { return {Code::kUnsupported, std::move(m)}; }
 inline Status Internal(std::string m) { return {Code::kInternal, std::move(m)}; }
 inline Status Unavailable(std::string m) { return {Code::kUnavailable, std::move(m)}; }
+inline Status QuotaExceeded(std::string m) { return {Code::kQuotaExceeded, std::move(m)}; }
+inline Status Timeout(std::string m) { return {Code::kTimeout, std::move(m)}; }
 
 // Result<T> holds either a value or a non-OK Status.
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}        // NOLINT(google-explicit-constructor)
   Result(Status status) : v_(std::move(status)) {  // NOLINT(google-explicit-constructor)
     assert(!std::get<Status>(v_).ok() && "Result constructed from an OK status");
   }
@@ -94,10 +98,10 @@ class [[nodiscard]] Result {
 #define SERVEML_CONCAT(a, b) SERVEML_CONCAT_INNER(a, b)
 
 // Returns the Status from the enclosing function if `expr` is not OK.
-#define RETURN_IF_ERROR(expr)                       \
-  do {                                              \
-    ::serveml::Status _st = (expr);                 \
-    if (!_st.ok()) return _st;                      \
+#define RETURN_IF_ERROR(expr)       \
+  do {                              \
+    ::serveml::Status _st = (expr); \
+    if (!_st.ok()) return _st;      \
   } while (0)
 
 // `ASSIGN_OR_RETURN(auto x, MakeX());` declares x from a Result or returns its Status.

@@ -2,9 +2,14 @@
 
 #include <pthread.h>
 
+#include <exception>
+
+#include "core/log.h"
+
 namespace serveml {
 
-ThreadPool::ThreadPool(size_t threads, std::string name) : name_(std::move(name)) {
+ThreadPool::ThreadPool(size_t threads, std::string name, size_t max_queue)
+    : name_(std::move(name)), max_queue_(max_queue) {
   if (threads == 0) threads = 1;
   workers_.reserve(threads);
   for (size_t i = 0; i < threads; ++i) {
@@ -20,6 +25,10 @@ bool ThreadPool::Submit(std::function<void()> task) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_) return false;
+    if (max_queue_ != 0 && queue_.size() >= max_queue_) {
+      ++rejected_;
+      return false;
+    }
     queue_.push_back(std::move(task));
   }
   cv_.notify_one();
@@ -39,6 +48,16 @@ void ThreadPool::Shutdown() {
   workers_.clear();
 }
 
+bool ThreadPool::stopping() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return stopping_;
+}
+
+uint64_t ThreadPool::rejected() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return rejected_;
+}
+
 size_t ThreadPool::pending() const {
   std::lock_guard<std::mutex> lock(mu_);
   return queue_.size();
@@ -54,7 +73,13 @@ void ThreadPool::WorkerLoop() {
       task = std::move(queue_.front());
       queue_.pop_front();
     }
-    task();
+    try {
+      task();
+    } catch (const std::exception& e) {
+      LOG_ERROR("a background task threw").Str("pool", name_).Str("error", e.what());
+    } catch (...) {
+      LOG_ERROR("a background task threw").Str("pool", name_);
+    }
   }
 }
 

@@ -12,6 +12,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/status.h"
@@ -44,6 +45,20 @@ struct ModelInfo {
   int64_t node_count = 0;
 };
 
+// Per-run bounds a caller may set (the server sets them from a deployment's configuration).
+struct RunOptions {
+  // MonotonicNanos() after which the run stops at the next node boundary with
+  // Code::kTimeout ("the run took longer than its deadline"); 0 = none.
+  int64_t deadline_ns = 0;
+  // Bytes of tensors the run may hold at once (intermediates live in its arena, plus the
+  // outputs it allocated); a NewTensor that would pass it fails with InvalidInput naming
+  // the limit. 0 = none.
+  int64_t max_bytes = 0;
+  // Named in the messages (e.g. "memory_mb", "timeout_seconds"); must outlive the run.
+  std::string_view memory_label;
+  std::string_view deadline_label;
+};
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -64,6 +79,9 @@ class Model {
   // (e.g. an Identity or Reshape output): treat them as read-only, Clone() to modify.
   // A ZipMap output is the float32 [N, C] probability matrix (see TensorInfo::is_zipmap).
   virtual Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const = 0;
+  // As Run, within `options`' deadline and memory bound.
+  virtual Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs,
+                                          const RunOptions& options) const = 0;
 };
 
 // Caps the elements of every tensor a run creates (upper bound 2^28, the same bound as

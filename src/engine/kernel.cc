@@ -61,6 +61,22 @@ void SetTensorElementLimit(int64_t limit) {
 
 int64_t TensorElementLimit() { return g_tensor_element_limit.load(std::memory_order_relaxed); }
 
+namespace {
+thread_local RunBudget* tls_run_budget = nullptr;
+
+Status OverBudget(const RunBudget& b, size_t bytes, int64_t live) {
+  std::string m = "the run needs more than " + std::to_string(b.max_bytes >> 20) +
+                  " MiB of tensors (" + std::to_string(live) + " bytes live, " +
+                  std::to_string(bytes) + " more requested)";
+  if (!b.label.empty()) m += "; raise " + std::string(b.label);
+  return InvalidInput(std::move(m));
+}
+}  // namespace
+
+RunBudget* CurrentRunBudget() { return tls_run_budget; }
+RunBudgetScope::RunBudgetScope(RunBudget* b) : prev_(tls_run_budget) { tls_run_budget = b; }
+RunBudgetScope::~RunBudgetScope() { tls_run_budget = prev_; }
+
 Result<Tensor> NewTensor(DType dtype, Shape shape) {
   const int64_t limit = TensorElementLimit();
   int64_t n = 1;
@@ -71,7 +87,16 @@ Result<Tensor> NewTensor(DType dtype, Shape shape) {
   }
   if (n > limit) return TooLarge(shape, limit);
   const size_t bytes = static_cast<size_t>(n) * DTypeSize(dtype);
-  if (TensorArena* arena = CurrentArena(); arena && bytes > 0) {
+  TensorArena* arena = CurrentArena();
+  if (RunBudget* budget = tls_run_budget; budget && bytes > 0) {
+    const int64_t live =
+        (arena ? static_cast<int64_t>(arena->stats().live_bytes) : 0) + budget->heap_bytes;
+    if (live + static_cast<int64_t>(bytes) > budget->max_bytes) {
+      return OverBudget(*budget, bytes, live);
+    }
+    if (!arena && budget->count_heap) budget->heap_bytes += static_cast<int64_t>(bytes);
+  }
+  if (arena && bytes > 0) {
     if (std::shared_ptr<void> buf = arena->Allocate(bytes)) {
       if (CurrentArenaZeroFill()) std::memset(buf.get(), 0, bytes);
       return Tensor(dtype, std::move(shape), std::move(buf));

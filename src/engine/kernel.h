@@ -100,7 +100,35 @@ using KernelFactory = Result<KernelPtr> (*)(const KernelInit&);
 // shapes). Shape entries must be >= 0. While the executor runs a kernel, numeric buffers
 // come from the run's TensorArena (arena.h) and return there when the tensor's last copy
 // is gone; otherwise from the heap. Either way the tensor owns its buffer like any other.
+// With a run budget installed (RunBudgetScope), fails with InvalidInput naming the
+// budget when the run's live tensor bytes would pass it.
 Result<Tensor> NewTensor(DType dtype, Shape shape);
+
+// The memory bound of the outermost run on this thread (RunOptions::max_bytes): bytes live
+// in its arena plus bytes it took from the heap (outputs) may not pass `max_bytes`.
+struct RunBudget {
+  int64_t max_bytes = 0;
+  int64_t heap_bytes = 0;
+  std::string_view label;  // e.g. "memory_mb"
+  // Heap allocations are outputs of the graph being run. Nested runs (Loop, Scan, If
+  // bodies) turn this off: their outputs live for one iteration, so adding them up would
+  // charge a long loop for memory it never holds at once.
+  bool count_heap = true;
+};
+// The budget installed on this thread, or nullptr.
+RunBudget* CurrentRunBudget();
+// Installs `b` for this thread while alive (nullptr: none). Not nested by control flow:
+// inner runs see the outer budget.
+class RunBudgetScope {
+ public:
+  explicit RunBudgetScope(RunBudget* b);
+  ~RunBudgetScope();
+  RunBudgetScope(const RunBudgetScope&) = delete;
+  RunBudgetScope& operator=(const RunBudgetScope&) = delete;
+
+ private:
+  RunBudget* prev_;
+};
 
 // Guards hostile geometry that keeps tensors small but work huge (a 128x128 kernel over a
 // 256x256 image): kernels whose cost is not linear in their tensors call this before the

@@ -13,6 +13,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "core/clock.h"
 #include "engine/arena.h"
 #include "engine/control_flow.h"
 #include "engine/engine.h"
@@ -67,6 +68,10 @@ bool ArenaEnabled() {
 // from inside a kernel) and the arena of the outermost one.
 thread_local size_t tls_run_depth = 0;
 thread_local TensorArena* tls_run_arena = nullptr;
+// Deadline of the outermost run on this thread (RunOptions::deadline_ns; 0 = none), checked
+// between nodes at every nesting level.
+thread_local int64_t tls_run_deadline = 0;
+thread_local std::string_view tls_deadline_label;
 
 class OnnxModel final : public Model {
  public:
@@ -75,6 +80,8 @@ class OnnxModel final : public Model {
   const std::vector<TensorInfo>& inputs() const override { return inputs_; }
   const std::vector<TensorInfo>& outputs() const override { return outputs_; }
   Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const override;
+  Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs,
+                                  const RunOptions& options) const override;
 
   // Builds the model from a parsed proto. `model` must stay alive during the call only.
   Status Compile(const onnx::ModelProto& model);
@@ -719,6 +726,28 @@ Result<std::vector<Tensor>> OnnxModel::Run(std::span<const Tensor> inputs) const
   }
 }
 
+Result<std::vector<Tensor>> OnnxModel::Run(std::span<const Tensor> inputs,
+                                           const RunOptions& options) const {
+  if (tls_run_depth > 0 || (options.deadline_ns == 0 && options.max_bytes <= 0)) {
+    return Run(inputs);
+  }
+  RunBudget budget;
+  budget.max_bytes = options.max_bytes;
+  budget.label = options.memory_label;
+  RunBudgetScope scope(options.max_bytes > 0 ? &budget : nullptr);
+  struct DeadlineScope {
+    DeadlineScope(int64_t d, std::string_view l) {
+      tls_run_deadline = d;
+      tls_deadline_label = l;
+    }
+    ~DeadlineScope() {
+      tls_run_deadline = 0;
+      tls_deadline_label = {};
+    }
+  } deadline(options.deadline_ns, options.deadline_label);
+  return Run(inputs);
+}
+
 Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) const {
   if (inputs.size() != inputs_.size()) {
     return InvalidInput("the model takes " + std::to_string(inputs_.size()) + " inputs, got " +
@@ -737,6 +766,18 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
   };
   thread_local std::vector<std::unique_ptr<Scratch>> scratch_levels;
   const bool nested = tls_run_depth > 0;
+  struct HeapCounting {  // nested graphs' outputs are not charged (see RunBudget)
+    RunBudget* budget;
+    bool saved;
+    explicit HeapCounting(RunBudget* b) : budget(b), saved(b ? b->count_heap : false) {
+      if (budget) budget->count_heap = false;
+    }
+    ~HeapCounting() {
+      if (budget) budget->count_heap = saved;
+    }
+  };
+  std::optional<HeapCounting> heap_counting;
+  if (nested) heap_counting.emplace(CurrentRunBudget());
   if (scratch_levels.size() <= tls_run_depth) scratch_levels.push_back(std::make_unique<Scratch>());
   Scratch& scratch = *scratch_levels[tls_run_depth];
   if (scratch.values.size() < num_values_) scratch.values.resize(num_values_);
@@ -794,6 +835,11 @@ Result<std::vector<Tensor>> OnnxModel::RunImpl(std::span<const Tensor> inputs) c
     Status st = n.kernel->Run(ctx);
     if (!st.ok()) return Prefix(n.label, st);
     for (int32_t id : n.release) values[id] = Tensor();
+    if (tls_run_deadline != 0 && MonotonicNanos() > tls_run_deadline) {
+      std::string m = "the run was stopped after " + n.label + ": it took longer than its deadline";
+      if (!tls_deadline_label.empty()) m += " (" + std::string(tls_deadline_label) + ")";
+      return Status(Code::kTimeout, std::move(m));
+    }
   }
   ArenaScope::Set(nullptr);
   std::vector<Tensor> out;

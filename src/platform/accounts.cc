@@ -6,8 +6,6 @@
 #include "core/clock.h"
 #include "core/crypto.h"
 
-#include <nlohmann/json.hpp>
-
 namespace serveml::platform {
 
 namespace {
@@ -18,17 +16,6 @@ std::string JoinScopes(const std::vector<std::string>& v) {
     s += x;
   }
   return s;
-}
-// The exp claim of a JWT whose signature was already verified; 0 if absent.
-int64_t TokenExpiry(std::string_view token) {
-  size_t a = token.find('.');
-  size_t b = token.find('.', a + 1);
-  if (a == std::string_view::npos || b == std::string_view::npos) return 0;
-  std::string payload;
-  if (!Base64UrlDecode(token.substr(a + 1, b - a - 1), &payload)) return 0;
-  auto j = nlohmann::json::parse(payload, nullptr, false);
-  if (!j.is_object() || !j.contains("exp") || !j["exp"].is_number_integer()) return 0;
-  return j["exp"].get<int64_t>();
 }
 
 }  // namespace
@@ -56,12 +43,48 @@ std::vector<std::string> SplitScopes(std::string_view s) {
   return out;
 }
 
-Accounts::Accounts(store::MetadataStore* store, TokenSigner signer, int64_t token_ttl_seconds)
-    : store_(store), signer_(std::move(signer)), token_ttl_seconds_(token_ttl_seconds) {}
+Accounts::Accounts(store::MetadataStore* store, TokenSigner signer, int64_t token_ttl_seconds,
+                   AccountsOptions options)
+    : store_(store),
+      signer_(std::move(signer)),
+      token_ttl_seconds_(token_ttl_seconds),
+      options_(options),
+      login_throttle_(options.login),
+      registrations_(options.registrations_per_hour_per_address, 3600) {}
+
+bool Accounts::Exempt(const std::string& client_addr) const {
+  if (!options_.exempt_loopback || client_addr.empty()) return false;
+  return client_addr.rfind("127.", 0) == 0 || client_addr == "::1" ||
+         client_addr.rfind("::ffff:127.", 0) == 0;
+}
 
 Result<RegisterResult> Accounts::Register(const std::string& email, const std::string& username,
-                                          const std::string& password,
-                                          const std::string& full_name) {
+                                          const std::string& password, const std::string& full_name,
+                                          const std::string& client_addr, int64_t* retry_after) {
+  if (!options_.registration_open) {
+    return Forbidden("registration is closed on this server; ask an administrator for an account");
+  }
+  RETURN_IF_ERROR(ValidateEmail(email));
+  RETURN_IF_ERROR(ValidateUsername(username));
+  RETURN_IF_ERROR(ValidatePassword(password));
+  if (!Exempt(client_addr)) {
+    if (int64_t wait = registrations_.TryAdd(client_addr, NowUnixSeconds()); wait > 0) {
+      if (retry_after) *retry_after = wait;
+      return Status(Code::kRateLimited, "too many registrations from this address (" +
+                                            std::to_string(registrations_.limit()) +
+                                            " per hour); retry in " + std::to_string(wait) + " s");
+    }
+  }
+  ASSIGN_OR_RETURN(store::User u, CreateUser(email, username, password, full_name));
+  RegisterResult r;
+  r.access_token = signer_.Issue(u.id, token_ttl_seconds_, NowUnixSeconds(), u.token_generation);
+  r.user = std::move(u);
+  return r;
+}
+
+Result<store::User> Accounts::CreateUser(const std::string& email, const std::string& username,
+                                         const std::string& password,
+                                         const std::string& full_name) {
   RETURN_IF_ERROR(ValidateEmail(email));
   RETURN_IF_ERROR(ValidateUsername(username));
   RETURN_IF_ERROR(ValidatePassword(password));
@@ -71,34 +94,94 @@ Result<RegisterResult> Accounts::Register(const std::string& email, const std::s
   u.email = NormalizeEmail(email);
   u.username = username;
   u.full_name = full_name;
-  ASSIGN_OR_RETURN(u.password_hash, HashPassword(password));
+  ASSIGN_OR_RETURN(u.password_hash, HashPassword(password, options_.password_hash));
   u.created_at = NowUnixMicros();
   RETURN_IF_ERROR(store_->CreateUser(u));
-  RegisterResult r;
-  r.access_token = signer_.Issue(u.id, token_ttl_seconds_, NowUnixSeconds());
-  r.user = std::move(u);
-  return r;
+  return u;
 }
 
-Result<std::string> Accounts::Login(const std::string& email, const std::string& password) {
-  auto user = store_->GetUserByEmail(NormalizeEmail(email));
+Result<std::string> Accounts::Login(const std::string& email, const std::string& password,
+                                    const std::string& client_addr, int64_t* retry_after) {
+  const std::string account = NormalizeEmail(email);
+  const bool exempt = Exempt(client_addr);
+  const int64_t now = NowUnixSeconds();
+  if (!exempt) {
+    if (int64_t wait = login_throttle_.RetryAfter(account, client_addr, now); wait > 0) {
+      if (retry_after) *retry_after = wait;
+      return Status(Code::kRateLimited,
+                    "too many failed logins; retry in " + std::to_string(wait) + " s");
+    }
+  }
+  auto user = store_->GetUserByEmail(account);
   if (!user.ok()) {
     if (user.status().code() != Code::kNotFound) return user.status();
     VerifyPasswordDummy(password);  // same cost as a real check: no account enumeration
+    if (!exempt) login_throttle_.RecordFailure(account, client_addr, now);
     return Unauthorized("incorrect email or password");
   }
   if (!VerifyPassword(user->password_hash, password)) {
+    if (!exempt) login_throttle_.RecordFailure(account, client_addr, now);
     return Unauthorized("incorrect email or password");
   }
-  return signer_.Issue(user->id, token_ttl_seconds_, NowUnixSeconds());
+  if (!exempt) login_throttle_.RecordSuccess(account, client_addr);
+  return signer_.Issue(user->id, token_ttl_seconds_, NowUnixSeconds(), user->token_generation);
+}
+
+Result<int64_t> Accounts::TokenGeneration(const std::string& user_id) {
+  {
+    std::shared_lock lock(gen_mu_);
+    if (auto it = generations_.find(user_id); it != generations_.end()) return it->second;
+  }
+  auto u = store_->GetUserById(user_id);
+  if (!u.ok()) {
+    if (u.status().code() == Code::kNotFound) return Unauthorized("user no longer exists");
+    return u.status();
+  }
+  std::unique_lock lock(gen_mu_);
+  if (generations_.size() > 1'000'000) generations_.clear();
+  auto [it, inserted] = generations_.emplace(user_id, u->token_generation);
+  return it->second;
+}
+
+void Accounts::PurgeSessionCaches(const std::string& user_id, int64_t generation) {
+  std::unique_lock gen_lock(gen_mu_);
+  generations_[user_id] = generation;
+  std::unique_lock lock(token_cache_mu_);
+  for (auto it = token_cache_.begin(); it != token_cache_.end();) {
+    it = it->second.user_id == user_id ? token_cache_.erase(it) : std::next(it);
+  }
+}
+
+Status Accounts::Logout(const std::string& user_id) {
+  ASSIGN_OR_RETURN(int64_t gen, store_->RevokeTokens(user_id, std::nullopt));
+  PurgeSessionCaches(user_id, gen);
+  return Status::Ok();
+}
+
+Result<std::string> Accounts::ChangePassword(const std::string& user_id, const std::string& current,
+                                             const std::string& new_password) {
+  RETURN_IF_ERROR(ValidatePassword(new_password));
+  auto u = store_->GetUserById(user_id);
+  if (!u.ok()) {
+    if (u.status().code() == Code::kNotFound) return Unauthorized("user no longer exists");
+    return u.status();
+  }
+  if (!VerifyPassword(u->password_hash, current)) {
+    return Unauthorized("the current password is not correct");
+  }
+  ASSIGN_OR_RETURN(std::string hash, HashPassword(new_password, options_.password_hash));
+  ASSIGN_OR_RETURN(int64_t gen, store_->RevokeTokens(user_id, hash));
+  PurgeSessionCaches(user_id, gen);
+  return signer_.Issue(user_id, token_ttl_seconds_, NowUnixSeconds(), gen);
 }
 
 Result<Principal> Accounts::Authenticate(std::string_view header) {
   if (header.empty()) return Unauthorized("missing Authorization header (use 'Bearer <token>')");
   constexpr std::string_view kBearer = "bearer ";
   if (header.size() <= kBearer.size() ||
-      !std::equal(kBearer.begin(), kBearer.end(), header.begin(),
-                  [](char a, char b) { return a == std::tolower(static_cast<unsigned char>(b)); })) {
+      !std::equal(kBearer.begin(), kBearer.end(), header.begin(), [](char a, char b) {
+        return a == std::tolower(static_cast<unsigned char>(b));
+      })) {
     return Unauthorized("the Authorization header must be 'Bearer <token>'");
   }
   std::string_view cred = header.substr(kBearer.size());
@@ -112,10 +195,18 @@ Result<Principal> Accounts::Authenticate(std::string_view header) {
       std::lock_guard lock(key_cache_mu_);
       auto it = key_cache_.find(hash);
       if (it != key_cache_.end() && it->second.expires_at > now) return it->second.principal;
+      auto un = unknown_keys_.find(hash);
+      if (un != unknown_keys_.end() && un->second > now) return Unauthorized("invalid API key");
     }
+    if (!LooksLikeApiKey(cred)) return Unauthorized("invalid API key");
     auto key = store_->GetApiKeyByHash(hash);
     if (!key.ok()) {
-      if (key.status().code() == Code::kNotFound) return Unauthorized("invalid API key");
+      if (key.status().code() == Code::kNotFound) {
+        std::lock_guard lock(key_cache_mu_);
+        if (unknown_keys_.size() > 100000) unknown_keys_.clear();
+        unknown_keys_[hash] = now + 60;
+        return Unauthorized("invalid API key");
+      }
       return key.status();
     }
     if (key->revoked) return Unauthorized("this API key has been revoked");
@@ -141,14 +232,25 @@ Result<Principal> Accounts::Authenticate(std::string_view header) {
       return p;
     }
   }
-  ASSIGN_OR_RETURN(std::string user_id, signer_.Verify(cred, now));
+  ASSIGN_OR_RETURN(TokenSigner::Claims claims, signer_.VerifyClaims(cred, now));
+  ASSIGN_OR_RETURN(int64_t generation, TokenGeneration(claims.subject));
+  if (claims.generation != generation) {
+    return Unauthorized("this token was revoked (signed out or password changed); log in again");
+  }
   Principal p;
-  p.user_id = user_id;
-  // Cached until the token's own expiry (Verify just checked it is in the future).
-  if (int64_t exp = TokenExpiry(cred); exp > now) {
-    std::unique_lock lock(token_cache_mu_);
-    if (token_cache_.size() > 50000) token_cache_.clear();
-    token_cache_[std::string(cred)] = CachedToken{std::move(user_id), exp};
+  p.user_id = claims.subject;
+  // Cached until the token's own expiry (VerifyClaims just checked it is in the future), or
+  // until the user's tokens are revoked.
+  if (claims.expires_at > now) {
+    // Under gen_mu_ (shared): a revocation (which takes it exclusively) cannot slip between
+    // the generation check and the insert and leave a revoked token cached.
+    std::shared_lock gen_lock(gen_mu_);
+    auto g = generations_.find(p.user_id);
+    if (g != generations_.end() && g->second == claims.generation) {
+      std::unique_lock lock(token_cache_mu_);
+      if (token_cache_.size() > 50000) token_cache_.clear();
+      token_cache_[std::string(cred)] = CachedToken{std::move(claims.subject), claims.expires_at};
+    }
   }
   return p;
 }

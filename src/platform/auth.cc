@@ -192,14 +192,15 @@ Result<TokenSigner> TokenSigner::FromKey(std::string_view key) {
   return TokenSigner(std::string(key));
 }
 
-std::string TokenSigner::Issue(const std::string& user_id, int64_t ttl_seconds,
-                               int64_t now_seconds) const {
+std::string TokenSigner::Issue(const std::string& user_id, int64_t ttl_seconds, int64_t now_seconds,
+                               int64_t generation) const {
   static const std::string kHeader = Base64UrlEncode(R"({"alg":"HS256","typ":"JWT"})");
   nlohmann::ordered_json claims;
   claims["sub"] = user_id;
   claims["iat"] = now_seconds;
   claims["exp"] = now_seconds + ttl_seconds;
   claims["jti"] = RandomHex(16);
+  claims["gen"] = generation;
   // replace: an invalid UTF-8 user id must not throw (it would not verify as the same id).
   std::string signing_input =
       kHeader + "." + Base64UrlEncode(claims.dump(-1, ' ', false, Json::error_handler_t::replace));
@@ -208,6 +209,12 @@ std::string TokenSigner::Issue(const std::string& user_id, int64_t ttl_seconds,
 }
 
 Result<std::string> TokenSigner::Verify(std::string_view token, int64_t now_seconds) const {
+  ASSIGN_OR_RETURN(Claims c, VerifyClaims(token, now_seconds));
+  return std::move(c.subject);
+}
+
+Result<TokenSigner::Claims> TokenSigner::VerifyClaims(std::string_view token,
+                                                      int64_t now_seconds) const {
   const Status malformed = Unauthorized("malformed token");
   if (token.empty() || token.size() > kMaxTokenBytes) return malformed;
   const size_t p1 = token.find('.');
@@ -256,7 +263,15 @@ Result<std::string> TokenSigner::Verify(std::string_view token, int64_t now_seco
       if (!IsIntegral(*nbf)) return malformed;
       if (now_seconds < nbf->get<int64_t>()) return Unauthorized("token not yet valid");
     }
-    return sub->get<std::string>();
+    Claims out;
+    out.subject = sub->get<std::string>();
+    out.expires_at = exp->get<int64_t>();
+    auto gen = claims.find("gen");
+    if (gen != claims.end()) {
+      if (!IsIntegral(*gen)) return malformed;
+      out.generation = gen->get<int64_t>();
+    }
+    return out;
   } catch (...) {
     return malformed;
   }

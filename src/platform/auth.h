@@ -66,9 +66,19 @@ class TokenSigner {
   // key. InvalidInput if the key is too short.
   static Result<TokenSigner> FromKey(std::string_view key);
 
-  // A compact JWT: header {"alg":"HS256","typ":"JWT"}, claims {sub, iat, exp, jti} where
-  // iat = now_seconds, exp = now_seconds + ttl_seconds and jti is 128 random bits (hex).
-  std::string Issue(const std::string& user_id, int64_t ttl_seconds, int64_t now_seconds) const;
+  // A compact JWT: header {"alg":"HS256","typ":"JWT"}, claims {sub, iat, exp, jti, gen}
+  // where iat = now_seconds, exp = now_seconds + ttl_seconds, jti is 128 random bits (hex)
+  // and gen the user's token generation (store::User::token_generation).
+  std::string Issue(const std::string& user_id, int64_t ttl_seconds, int64_t now_seconds,
+                    int64_t generation = 0) const;
+
+  struct Claims {
+    std::string subject;     // user id
+    int64_t generation = 0;  // 0 when absent (tokens issued before generations existed)
+    int64_t expires_at = 0;  // exp
+  };
+  // As Verify, returning the claims the server uses.
+  Result<Claims> VerifyClaims(std::string_view token, int64_t now_seconds) const;
 
   // Returns the token's subject (user id) if the token is well formed, signed with this
   // key using HS256 (any other "alg", including "none", is rejected) and now_seconds < exp.

@@ -1,14 +1,17 @@
 #include "platform/deployments.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <nlohmann/json.hpp>
 
 #include "core/clock.h"
 #include "core/crypto.h"
 #include "core/log.h"
+#include "core/thread_pool.h"
 
 namespace serveml::platform {
 
@@ -86,13 +89,15 @@ Result<std::string> DetectFramework(const std::string& filename, const std::stri
 }
 
 Deployments::Deployments(store::MetadataStore* store, store::BlobStore* blobs,
-                         runtime::ModelCache* cache, size_t validate_threads, Metrics* metrics)
+                         runtime::ModelCache* cache, size_t validate_threads, Metrics* metrics,
+                         DeploymentLimits limits)
     : store_(store),
       blobs_(blobs),
+      limits_(std::move(limits)),
       cache_(cache),
       owned_metrics_(metrics ? nullptr : std::make_unique<Metrics>(store, MetricsOptions{})),
       metrics_(metrics ? metrics : owned_metrics_.get()),
-      validators_(validate_threads, "validate") {}
+      validators_(validate_threads, "validate", limits_.max_validation_queue) {}
 
 Deployments::~Deployments() { Shutdown(); }
 
@@ -110,40 +115,151 @@ void Deployments::SetDirEntry(const store::Deployment& d) {
   e.error_message = d.error_message;
   e.is_public = d.is_public;
   e.min_instances = d.min_instances;
+  e.timeout_seconds = d.timeout_seconds;
+  e.memory_mb = d.memory_mb;
   if (!e.metrics) e.metrics = metrics_->ForDeployment(d.id);
 }
 
-Status Deployments::Start() {
-  for (const char* status : {store::kStatusActive, store::kStatusFailed, store::kStatusValidating}) {
-    ASSIGN_OR_RETURN(auto list, store_->ListDeploymentsByStatus(status));
-    for (const auto& d : list) SetDirEntry(d);
+namespace {
+
+// The state a deployment must have given its versions (oldest first): its current version
+// if that one is active; else the newest active version; else `validating` while any
+// version still is; else `failed` with the newest version's error.
+store::Deployment DeriveState(store::Deployment d,
+                              const std::vector<store::DeploymentVersion>& versions) {
+  const store::DeploymentVersion* current = nullptr;
+  const store::DeploymentVersion* newest_active = nullptr;
+  bool any_validating = false;
+  for (const auto& v : versions) {
+    if (v.version == d.current_version && v.status == store::kStatusActive) current = &v;
+    if (v.status == store::kStatusActive) newest_active = &v;
+    any_validating |= v.status == store::kStatusValidating;
   }
-  // Re-validate what a previous run left half-done.
-  ASSIGN_OR_RETURN(auto all, store_->ListDeploymentsByStatus(store::kStatusValidating));
-  ASSIGN_OR_RETURN(auto active, store_->ListDeploymentsByStatus(store::kStatusActive));
-  all.insert(all.end(), active.begin(), active.end());
-  int requeued = 0;
-  for (const auto& d : all) {
-    ASSIGN_OR_RETURN(auto versions, store_->ListVersions(d.id));
-    bool any = false;
-    for (const auto& v : versions) {
-      if (v.status == store::kStatusValidating) {
-        QueueValidation(d.id, v.version);
-        any = true;
-        ++requeued;
+  if (!current) current = newest_active;
+  if (current) {
+    d.status = store::kStatusActive;
+    d.error_message.clear();
+    d.current_version = current->version;
+    d.framework = current->framework;
+    d.model_type = current->model_type;
+    d.metadata_json = current->metadata_json;
+    d.size_bytes = current->size_bytes;
+  } else if (any_validating) {
+    d.status = store::kStatusValidating;
+    d.current_version.clear();
+  } else {
+    d.status = store::kStatusFailed;
+    d.current_version.clear();
+    d.error_message =
+        versions.empty() ? "the upload was interrupted before it was stored; upload the model again"
+                         : versions.back().error_message;
+  }
+  return d;
+}
+
+bool SameState(const store::Deployment& a, const store::Deployment& b) {
+  return a.status == b.status && a.current_version == b.current_version &&
+         a.error_message == b.error_message;
+}
+
+}  // namespace
+
+Status Deployments::Start() {
+  int requeued = 0, gave_up = 0, repaired = 0, legacy = 0;
+  for (const char* status :
+       {store::kStatusActive, store::kStatusFailed, store::kStatusValidating}) {
+    ASSIGN_OR_RETURN(auto list, store_->ListDeploymentsByStatus(status));
+    for (auto& d : list) {
+      ASSIGN_OR_RETURN(auto versions, store_->ListVersions(d.id));
+      store::StateChange change;
+      // A validation that was started and never finished: retried once, then failed.
+      for (auto& v : versions) {
+        if (v.status != store::kStatusValidating || v.validation_attempts < 2) continue;
+        v.status = store::kStatusFailed;
+        v.error_message =
+            "validation was interrupted twice (the server stopped or crashed while validating "
+            "this file); upload it again";
+        change.update_versions.push_back(v);
+        ++gave_up;
+      }
+      store::Deployment derived = DeriveState(d, versions);
+      if (!SameState(derived, d) || !change.update_versions.empty()) {
+        derived.updated_at = NowUnixMicros();
+        change.update_deployment = derived;
+        RETURN_IF_ERROR(store_->Apply(change));
+        if (!SameState(derived, d)) ++repaired;
+      }
+      SetDirEntry(derived);
+      for (const auto& v : versions) {
+        if (v.status == store::kStatusValidating) {
+          QueueValidation(d.id, v.version);
+          ++requeued;
+        } else if (v.status == store::kStatusActive && v.onnx_sha256.empty() &&
+                   v.framework != "onnx") {
+          // Stored before isolation: convert once through the importer child.
+          std::string id = d.id, version = v.version;
+          validating_.fetch_add(1);
+          bool queued = validators_.Submit([this, id, version] {
+            if (!shutting_down_) {
+              auto r = ConvertLegacy(id, version);
+              if (!r.ok()) {
+                LOG_WARN("could not convert a stored version")
+                    .Str("deployment_id", id)
+                    .Str("version", version)
+                    .Str("error", r.status().ToString());
+              }
+            }
+            validating_.fetch_sub(1);
+          });
+          if (!queued) validating_.fetch_sub(1);
+          ++legacy;
+        }
       }
     }
-    if (!any && d.status == store::kStatusValidating && d.current_version.empty()) {
-      store::Deployment f = d;
-      f.status = store::kStatusFailed;
-      f.error_message = "the upload was interrupted before it was stored; upload the model again";
-      f.updated_at = NowUnixMicros();
-      RETURN_IF_ERROR(store_->UpdateDeployment(f));
-      SetDirEntry(f);
-    }
   }
-  if (requeued) LOG_INFO("re-queued interrupted validations").Int("count", requeued);
+  if (requeued || gave_up || repaired || legacy) {
+    LOG_INFO("start-up recovery")
+        .Int("revalidating", requeued)
+        .Int("failed_after_retry", gave_up)
+        .Int("states_repaired", repaired)
+        .Int("converting_stored_versions", legacy);
+  }
   return Status::Ok();
+}
+
+Result<store::UserUsage> Deployments::Usage(const std::string& user_id) {
+  return store_->GetUserUsage(user_id);
+}
+
+Status Deployments::CheckQuota(const std::string& user_id, int64_t new_deployments,
+                               int64_t new_bytes) {
+  ASSIGN_OR_RETURN(store::UserUsage u, store_->GetUserUsage(user_id));
+  if (new_deployments > 0 && u.deployments + new_deployments > limits_.max_deployments_per_user) {
+    return QuotaExceeded("quota exceeded: you have " + std::to_string(u.deployments) + " of " +
+                         std::to_string(limits_.max_deployments_per_user) +
+                         " deployments; delete one to deploy another");
+  }
+  if (u.versions + 1 > limits_.max_versions_per_user) {
+    return QuotaExceeded("quota exceeded: you store " + std::to_string(u.versions) + " of " +
+                         std::to_string(limits_.max_versions_per_user) +
+                         " model versions; delete a deployment to upload more");
+  }
+  if (u.stored_bytes + new_bytes > limits_.max_stored_bytes_per_user) {
+    return QuotaExceeded("quota exceeded: this upload of " + std::to_string(new_bytes) +
+                         " bytes would bring your stored models to " +
+                         std::to_string(u.stored_bytes + new_bytes) + " bytes, over the limit of " +
+                         std::to_string(limits_.max_stored_bytes_per_user) + " bytes");
+  }
+  return Status::Ok();
+}
+
+void Deployments::RemoveUnreferenced(const std::vector<std::string>& shas) {
+  std::lock_guard blob_lock(blob_mu_);
+  for (const auto& sha : shas) {
+    if (sha.empty()) continue;
+    auto referenced = store_->BlobReferenced(sha);
+    if (referenced.ok() && !*referenced) (void)blobs_->Remove(sha);
+  }
 }
 
 Result<store::DeploymentVersion> Deployments::StoreVersion(const std::string& deployment_id,
@@ -174,6 +290,9 @@ Result<store::Deployment> Deployments::Create(const std::string& user_id, const 
     return ValidationError("requirements_file must be at most 64 KiB");
   }
   std::string id = NewUuid();
+  std::lock_guard lock(version_mu_);
+  RETURN_IF_ERROR(CheckQuota(user_id, 1, static_cast<int64_t>(upload.size)));
+  std::lock_guard blob_lock(blob_mu_);
   ASSIGN_OR_RETURN(store::DeploymentVersion v, StoreVersion(id, "v1", std::move(upload)));
   store::Deployment d;
   d.id = id;
@@ -186,8 +305,10 @@ Result<store::Deployment> Deployments::Create(const std::string& user_id, const 
   d.created_at = v.created_at;
   d.updated_at = v.created_at;
   ApplyConfig(config, &d);
-  RETURN_IF_ERROR(store_->CreateDeployment(d));
-  RETURN_IF_ERROR(store_->AddVersion(v));
+  store::StateChange change;
+  change.create_deployment = d;
+  change.add_versions.push_back(v);
+  RETURN_IF_ERROR(store_->Apply(change));
   SetDirEntry(d);
   QueueValidation(id, "v1");
   return d;
@@ -199,30 +320,160 @@ void Deployments::QueueValidation(const std::string& deployment_id, const std::s
     if (!shutting_down_) Validate(deployment_id, version);
     validating_.fetch_sub(1);
   });
-  if (!queued) validating_.fetch_sub(1);
+  if (!queued) {
+    validating_.fetch_sub(1);
+    LOG_WARN("validation queue full; the version is validated at the next start")
+        .Str("deployment_id", deployment_id)
+        .Str("version", version);
+  }
+}
+
+Result<Deployments::Converted> Deployments::Convert(const store::DeploymentVersion& v) {
+  ASSIGN_OR_RETURN(int fd, blobs_->OpenForRead(v.blob_sha256));
+  SandboxRequest req;
+  req.artifact_fd = fd;
+  req.sha256 = v.blob_sha256;
+  req.framework = v.framework;
+  req.onnx_out_path = blobs_->temp_dir() + "/onnx-" + RandomHex(12) + ".part";
+  auto r = RunImportSandbox(req, limits_.sandbox);
+  ::close(fd);
+  if (!r.ok()) {
+    ::unlink(req.onnx_out_path.c_str());
+    return r.status();
+  }
+  Converted c;
+  c.model_type = r->model_type;
+  c.metadata_json = r->metadata_json;
+  c.feature_names = r->feature_names;
+  if (!r->wrote_onnx) {  // an ONNX upload is its own ONNX
+    ::unlink(req.onnx_out_path.c_str());
+    c.onnx_sha256 = v.blob_sha256;
+    c.onnx_size_bytes = v.size_bytes;
+    return c;
+  }
+  struct stat st {};
+  if (::stat(req.onnx_out_path.c_str(), &st) != 0) return Internal("the converted model vanished");
+  c.onnx_size_bytes = static_cast<int64_t>(st.st_size);
+  std::lock_guard blob_lock(blob_mu_);
+  auto sha = blobs_->PutFile(req.onnx_out_path);
+  if (!sha.ok()) {
+    ::unlink(req.onnx_out_path.c_str());
+    return sha.status();
+  }
+  c.onnx_sha256 = *sha;
+  return c;
+}
+
+namespace {
+
+runtime::LoadedModel::ImportInfo InfoOf(const store::DeploymentVersion& v) {
+  runtime::LoadedModel::ImportInfo info;
+  info.model_type = v.model_type;
+  auto j = nlohmann::json::parse(v.metadata_json, nullptr, false);
+  if (j.is_object()) {
+    if (auto it = j.find("feature_names"); it != j.end() && it->is_array()) {
+      for (const auto& f : *it) {
+        if (f.is_string()) info.feature_names.push_back(f.get<std::string>());
+      }
+    }
+  }
+  return info;
+}
+
+}  // namespace
+
+Result<store::DeploymentVersion> Deployments::ConvertLegacy(const std::string& deployment_id,
+                                                            const std::string& version) {
+  ASSIGN_OR_RETURN(store::DeploymentVersion v, store_->GetVersion(deployment_id, version));
+  if (!v.onnx_sha256.empty() || v.framework == "onnx") return v;
+  auto c = Convert(v);
+  std::lock_guard lock(version_mu_);
+  ASSIGN_OR_RETURN(store::DeploymentVersion now, store_->GetVersion(deployment_id, version));
+  if (!now.onnx_sha256.empty()) return now;  // converted meanwhile
+  if (!c.ok()) {
+    // It validated under the previous, in-process importer, but not within today's limits.
+    now.status = store::kStatusFailed;
+    now.error_message = c.status().message();
+  } else {
+    now.onnx_sha256 = c->onnx_sha256;
+    now.onnx_size_bytes = c->onnx_size_bytes;
+  }
+  store::StateChange change;
+  change.update_versions.push_back(now);
+  auto d = store_->GetDeployment(deployment_id);
+  if (d.ok()) {
+    ASSIGN_OR_RETURN(auto versions, store_->ListVersions(deployment_id));
+    for (auto& x : versions) {
+      if (x.version == now.version) x = now;
+    }
+    store::Deployment derived = DeriveState(*d, versions);
+    if (!SameState(derived, *d)) {
+      derived.updated_at = NowUnixMicros();
+      change.update_deployment = derived;
+    }
+  }
+  RETURN_IF_ERROR(store_->Apply(change));
+  if (change.update_deployment) SetDirEntry(*change.update_deployment);
+  if (!c.ok()) return c.status();
+  return now;
 }
 
 Result<std::shared_ptr<runtime::LoadedModel>> Deployments::LoadVersion(
-    const store::DeploymentVersion& v) {
-  ASSIGN_OR_RETURN(std::string bytes, blobs_->Get(v.blob_sha256));
-  return runtime::LoadedModel::Load(bytes, v.framework);
+    const store::DeploymentVersion& version) {
+  store::DeploymentVersion v = version;
+  if (v.onnx_sha256.empty()) {
+    if (v.framework == "onnx") {
+      v.onnx_sha256 = v.blob_sha256;
+    } else {
+      ASSIGN_OR_RETURN(v, ConvertLegacy(v.deployment_id, v.version));
+    }
+  }
+  ASSIGN_OR_RETURN(std::string bytes, blobs_->Get(v.onnx_sha256));
+  return runtime::LoadedModel::LoadConverted(bytes, InfoOf(v));
 }
 
 void Deployments::Validate(const std::string& deployment_id, const std::string& version) {
   int64_t t0 = MonotonicNanos();
   auto v = store_->GetVersion(deployment_id, version);
-  if (!v.ok()) return;  // deleted meanwhile
-  auto model = LoadVersion(*v);
+  if (!v.ok() || v->status != store::kStatusValidating) return;  // deleted meanwhile
+  // Count the attempt first: a crash from here on is remembered at the next start.
+  {
+    std::lock_guard lock(version_mu_);
+    auto fresh = store_->GetVersion(deployment_id, version);
+    if (!fresh.ok()) return;
+    fresh->validation_attempts += 1;
+    if (Status st = store_->UpdateVersion(*fresh); !st.ok()) {
+      LOG_ERROR("could not record a validation attempt")
+          .Str("deployment_id", deployment_id)
+          .Str("error", st.ToString());
+      return;
+    }
+    v = std::move(fresh);
+  }
+  Result<Converted> converted = Convert(*v);
+  Result<std::shared_ptr<runtime::LoadedModel>> model =
+      converted.ok() ? Internal("not loaded") : converted.status();
+  store::DeploymentVersion nv = *v;
+  if (converted.ok()) {
+    nv.onnx_sha256 = converted->onnx_sha256;
+    nv.onnx_size_bytes = converted->onnx_size_bytes;
+    nv.model_type = converted->model_type;
+    nv.metadata_json = converted->metadata_json;
+    // The child proved the ONNX loads and runs within the limits; load it here too, so
+    // the first prediction is warm.
+    auto bytes = blobs_->Get(nv.onnx_sha256);
+    model = bytes.ok() ? runtime::LoadedModel::LoadConverted(*bytes, InfoOf(nv))
+                       : Result<std::shared_ptr<runtime::LoadedModel>>(bytes.status());
+  }
   std::lock_guard lock(version_mu_);
   auto d = store_->GetDeployment(deployment_id);
   if (!d.ok()) return;
+  if (!store_->GetVersion(deployment_id, version).ok()) return;  // deleted meanwhile
   int64_t now = NowUnixMicros();
-  store::DeploymentVersion nv = *v;
   store::Deployment nd = *d;
   if (model.ok()) {
     nv.status = store::kStatusActive;
-    nv.model_type = (*model)->model_type();
-    nv.metadata_json = (*model)->MetadataJson();
+    nv.error_message.clear();
     nd.status = store::kStatusActive;
     nd.error_message.clear();
     nd.current_version = version;
@@ -230,7 +481,6 @@ void Deployments::Validate(const std::string& deployment_id, const std::string& 
     nd.model_type = nv.model_type;
     nd.metadata_json = nv.metadata_json;
     nd.size_bytes = nv.size_bytes;
-    cache_->Put(deployment_id + "@" + version, *model);
   } else {
     nv.status = store::kStatusFailed;
     nv.error_message = model.status().message();
@@ -240,17 +490,23 @@ void Deployments::Validate(const std::string& deployment_id, const std::string& 
     }
   }
   nd.updated_at = now;
-  // Version first: a deployment never points at a version that is not active.
-  Status s1 = store_->UpdateVersion(nv);
-  Status s2 = s1.ok() ? store_->UpdateDeployment(nd) : s1;
-  if (!s2.ok()) {
-    LOG_ERROR("could not record validation result").Str("deployment_id", deployment_id)
-        .Str("error", s2.ToString());
+  // One transaction: a deployment never points at a version that is not active, and a
+  // version is never active under a deployment that does not know it.
+  store::StateChange change;
+  change.update_versions.push_back(nv);
+  change.update_deployment = nd;
+  if (Status st = store_->Apply(change); !st.ok()) {
+    LOG_ERROR("could not record validation result")
+        .Str("deployment_id", deployment_id)
+        .Str("error", st.ToString());
     return;
   }
+  if (model.ok()) cache_->Put(deployment_id + "@" + version, *model);
   SetDirEntry(nd);
   auto line = LOG_INFO("validated model");
-  line.Str("deployment_id", deployment_id).Str("version", version).Str("status", nv.status)
+  line.Str("deployment_id", deployment_id)
+      .Str("version", version)
+      .Str("status", nv.status)
       .Num("ms", static_cast<double>(MonotonicNanos() - t0) / 1e6);
   if (!model.ok()) line.Str("error", nv.error_message);
 }
@@ -299,10 +555,12 @@ Status Deployments::Delete(const std::string& user_id, const std::string& id) {
   }
   metrics_->Forget(id);
   cache_->ErasePrefix(id + "@");
+  std::vector<std::string> shas;
   for (const auto& v : versions) {
-    auto referenced = store_->BlobReferenced(v.blob_sha256);
-    if (referenced.ok() && !*referenced) (void)blobs_->Remove(v.blob_sha256);
+    shas.push_back(v.blob_sha256);
+    if (v.onnx_sha256 != v.blob_sha256) shas.push_back(v.onnx_sha256);
   }
+  RemoveUnreferenced(shas);
   return Status::Ok();
 }
 
@@ -311,16 +569,20 @@ Result<store::DeploymentVersion> Deployments::AddVersion(const std::string& user
   std::lock_guard lock(version_mu_);
   ASSIGN_OR_RETURN(store::Deployment d, Get(user_id, id));
   ASSIGN_OR_RETURN(auto versions, store_->ListVersions(id));
+  RETURN_IF_ERROR(CheckQuota(user_id, 0, static_cast<int64_t>(upload.size)));
   std::string version = "v" + std::to_string(versions.size() + 1);
+  std::lock_guard blob_lock(blob_mu_);
   ASSIGN_OR_RETURN(store::DeploymentVersion v, StoreVersion(id, version, std::move(upload)));
-  RETURN_IF_ERROR(store_->AddVersion(v));
+  store::StateChange change;
+  change.add_versions.push_back(v);
   if (d.current_version.empty()) {
     d.status = store::kStatusValidating;
     d.error_message.clear();
     d.updated_at = NowUnixMicros();
-    RETURN_IF_ERROR(store_->UpdateDeployment(d));
-    SetDirEntry(d);
+    change.update_deployment = d;
   }
+  RETURN_IF_ERROR(store_->Apply(change));
+  if (change.update_deployment) SetDirEntry(d);
   QueueValidation(id, version);
   return v;
 }
@@ -374,10 +636,11 @@ Result<std::string> Deployments::ReadOnnx(const std::string& user_id, const std:
   if (d.current_version.empty()) {
     return ValidationError("deployment '" + id + "' has no validated version");
   }
-  Principal owner;
-  owner.user_id = user_id;
-  ASSIGN_OR_RETURN(ServingHandle h, Resolve(&owner, id, /*load_if_needed=*/true));
-  return h.model->converted_onnx();
+  ASSIGN_OR_RETURN(auto v, store_->GetVersion(id, d.current_version));
+  if (v.onnx_sha256.empty()) {
+    ASSIGN_OR_RETURN(v, ConvertLegacy(id, v.version));
+  }
+  return blobs_->Get(v.onnx_sha256);
 }
 
 Result<ServingHandle> Deployments::Resolve(const Principal* caller, const std::string& id,
@@ -396,6 +659,8 @@ Result<ServingHandle> Deployments::Resolve(const Principal* caller, const std::s
     h.deployment_id = id;
     h.version = it->second.current_version;
     h.metrics = it->second.metrics;
+    h.timeout_seconds = it->second.timeout_seconds;
+    h.memory_mb = it->second.memory_mb;
     status = it->second.status;
     error = it->second.error_message;
   }

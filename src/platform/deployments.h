@@ -1,10 +1,18 @@
 // Deployments: the lifecycle of a deployed model — upload, validation, versions, rollback,
 // deletion — and the in-memory directory the prediction path reads.
 //
+// Isolation: an uploaded file is only ever parsed by a confined child process
+// (import_sandbox.h). The child's ONNX is stored as a blob of its own (the version's
+// onnx_sha256) and is all the server loads afterwards: at validation, on a cold start, for
+// downloads. Versions stored before that column existed are converted once through the
+// child (at start, or on their first load).
+//
 // Crash safety: an upload's artifact is stored durably in the BlobStore (fsync + rename)
-// before any row references it, and a deployment only becomes `active` after its version
-// validated; deployments found `validating` at start are validated again. So a crash never
-// leaves an `active` deployment without its artifact.
+// before any row references it; every multi-row state change (create, validation result,
+// new version, rollback, delete) is one store transaction; a deployment only becomes
+// `active` after its version validated. At start every deployment's state is derived
+// again from its versions, and versions left `validating` are validated again, once: a
+// version whose validation was started twice without finishing is failed with the reason.
 //
 // Thread safety: all methods are thread safe. Methods marked "blocking" touch disk or the
 // database and must not run on I/O threads; Resolve() is the hot path and only reads
@@ -24,6 +32,7 @@
 #include "core/status.h"
 #include "core/thread_pool.h"
 #include "platform/accounts.h"
+#include "platform/import_sandbox.h"
 #include "platform/metrics.h"
 #include "runtime/loaded_model.h"
 #include "runtime/model_cache.h"
@@ -52,6 +61,15 @@ struct DeploymentPatch {
   DeploymentConfig config;
 };
 
+// Limits of what uploads may cost: the importer child's confinement and per-user quotas.
+struct DeploymentLimits {
+  SandboxLimits sandbox;
+  int64_t max_deployments_per_user = 100;                 // --quota-deployments
+  int64_t max_versions_per_user = 1000;                   // --quota-versions (all deployments)
+  int64_t max_stored_bytes_per_user = int64_t{20} << 30;  // --quota-storage-mb
+  size_t max_validation_queue = 10000;  // --validate-queue (uploads waiting for the child)
+};
+
 // What the prediction path needs, resolved for one caller.
 struct ServingHandle {
   std::string deployment_id;
@@ -60,6 +78,9 @@ struct ServingHandle {
   // Where the prediction path records its outcome (lock-free); never null.
   std::shared_ptr<DeploymentMetrics> metrics;
   bool cold_start = false;
+  // The deployment's configuration that bounds one prediction.
+  int64_t timeout_seconds = 30;
+  int64_t memory_mb = 512;
 };
 
 // Detects the framework from the file name and its first bytes: "onnx", "sklearn",
@@ -71,7 +92,8 @@ class Deployments {
   // Pointers must outlive this object. `validate_threads` run uploads' validation.
   // `metrics` records predictions; if null, Deployments owns one with default options.
   Deployments(store::MetadataStore* store, store::BlobStore* blobs, runtime::ModelCache* cache,
-              size_t validate_threads, Metrics* metrics = nullptr);
+              size_t validate_threads, Metrics* metrics = nullptr,
+              DeploymentLimits limits = DeploymentLimits());
   ~Deployments();
 
   // Builds the in-memory directory from the store and re-queues deployments left
@@ -81,7 +103,8 @@ class Deployments {
   void Shutdown();
 
   // Stores the artifact and creates the deployment with status `validating`; validation
-  // continues in the background. Blocking.
+  // continues in the background. QuotaExceeded when the user already stores as many
+  // deployments, versions or bytes as the limits allow. Blocking.
   Result<store::Deployment> Create(const std::string& user_id, const std::string& name,
                                    Upload upload, const DeploymentConfig& config,
                                    const std::string& requirements);
@@ -121,6 +144,9 @@ class Deployments {
   Metrics* metrics() const { return metrics_; }
   // Number of deployments waiting for or in validation.
   int64_t validating() const { return validating_.load(); }
+  // What `user_id` stores, and the limits (for QUOTA_EXCEEDED details). Blocking.
+  Result<store::UserUsage> Usage(const std::string& user_id);
+  const DeploymentLimits& limits() const { return limits_; }
 
  private:
   struct DirEntry {
@@ -130,18 +156,38 @@ class Deployments {
     std::string error_message;
     bool is_public = false;
     int64_t min_instances = 0;
+    int64_t timeout_seconds = 30;
+    int64_t memory_mb = 512;
     std::shared_ptr<DeploymentMetrics> metrics;
+  };
+
+  // What the importer child made of one version's upload.
+  struct Converted {
+    std::string onnx_sha256;
+    int64_t onnx_size_bytes = 0;
+    std::string model_type;
+    std::string metadata_json;
+    std::vector<std::string> feature_names;
   };
 
   Result<store::DeploymentVersion> StoreVersion(const std::string& deployment_id,
                                                 const std::string& version, Upload upload);
+  Status CheckQuota(const std::string& user_id, int64_t new_deployments, int64_t new_bytes);
   void QueueValidation(const std::string& deployment_id, const std::string& version);
   void Validate(const std::string& deployment_id, const std::string& version);
+  // Runs the version's upload through the importer child and stores its ONNX. Blocking.
+  Result<Converted> Convert(const store::DeploymentVersion& v);
+  // Converts an active version stored before onnx_sha256 existed and records the result.
+  Result<store::DeploymentVersion> ConvertLegacy(const std::string& deployment_id,
+                                                 const std::string& version);
   Result<std::shared_ptr<runtime::LoadedModel>> LoadVersion(const store::DeploymentVersion& v);
   void SetDirEntry(const store::Deployment& d);
+  // Removes blobs no version references any more (under blob_mu_).
+  void RemoveUnreferenced(const std::vector<std::string>& shas);
 
   store::MetadataStore* store_;
   store::BlobStore* blobs_;
+  const DeploymentLimits limits_;
   runtime::ModelCache* cache_;
   std::unique_ptr<Metrics> owned_metrics_;
   Metrics* metrics_;
@@ -153,6 +199,9 @@ class Deployments {
   std::unordered_map<std::string, DirEntry> dir_;
 
   std::mutex version_mu_;  // serializes version number allocation and status changes
+  // Serializes "store a blob and reference it" against "find a blob unreferenced and remove
+  // it", so a delete never removes bytes another upload just started to use.
+  std::mutex blob_mu_;
 };
 
 }  // namespace serveml::platform

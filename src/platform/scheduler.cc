@@ -58,6 +58,8 @@ void Scheduler::Loop() {
         st = e.job();
       } catch (const std::exception& ex) {
         st = Internal(std::string("exception: ") + ex.what());
+      } catch (...) {
+        st = Internal("unknown exception");
       }
       lock.lock();
       auto done = std::chrono::steady_clock::now();

@@ -20,7 +20,7 @@ std::vector<std::string> SplitFeatureNames(const std::string& s) {
   std::vector<std::string> out;
   std::string cur;
   for (char c : s) {
-    if (c == ',' ) {
+    if (c == ',') {
       out.push_back(cur);
       cur.clear();
     } else if (c != '[' && c != ']' && c != '"' && c != ' ') {
@@ -38,7 +38,10 @@ void WriteShape(JsonWriter& w, const engine::TensorInfo& t) {
   }
   w.BeginArray();
   for (int64_t d : t.shape) {
-    if (d < 0) w.Null(); else w.Int(d);
+    if (d < 0)
+      w.Null();
+    else
+      w.Int(d);
   }
   w.EndArray();
 }
@@ -74,18 +77,23 @@ Tensor MakeProbeTensor(const engine::TensorInfo& info, int64_t batch) {
 
 Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
                                                        const std::string& format) {
+  if (format == "onnx") return LoadConverted(bytes, ImportInfo{});
+  ASSIGN_OR_RETURN(importers::ImportResult imported, importers::ConvertToOnnx(bytes, format));
+  ImportInfo info{std::move(imported.model_type), std::move(imported.feature_names)};
+  ASSIGN_OR_RETURN(auto lm, LoadConverted(imported.onnx, info));
+  lm->converted_onnx_ = std::move(imported.onnx);
+  return lm;
+}
+
+Result<std::shared_ptr<LoadedModel>> LoadedModel::LoadConverted(const std::string& onnx,
+                                                                const ImportInfo& info) {
   auto lm = std::make_shared<LoadedModel>();
-  std::vector<std::string> imported_features;
-  if (format != "onnx") {
-    ASSIGN_OR_RETURN(importers::ImportResult imported, importers::ConvertToOnnx(bytes, format));
-    lm->converted_onnx_ = std::move(imported.onnx);
-    lm->model_type_ = std::move(imported.model_type);
-    imported_features = std::move(imported.feature_names);
-  }
-  const std::string& onnx = format == "onnx" ? bytes : lm->converted_onnx_;
+  lm->model_type_ = info.model_type;
+  const std::vector<std::string>& imported_features = info.feature_names;
   ASSIGN_OR_RETURN(lm->model_, engine::Model::LoadOnnx(onnx));
   if (lm->model_type_.empty()) {
-    lm->model_type_ = lm->model_->info().graph_name.empty() ? "onnx-graph" : lm->model_->info().graph_name;
+    lm->model_type_ =
+        lm->model_->info().graph_name.empty() ? "onnx-graph" : lm->model_->info().graph_name;
   }
   lm->size_bytes_ = static_cast<int64_t>(onnx.size());
   ModelSignature& sig = lm->signature_;
@@ -108,7 +116,8 @@ Result<std::shared_ptr<LoadedModel>> LoadedModel::Load(const std::string& bytes,
   } else {
     bool all_columns = true;
     for (const auto& in : sig.inputs) {
-      bool column = in.has_shape && ((in.shape.size() == 2 && in.shape[1] == 1) || in.shape.size() == 1);
+      bool column =
+          in.has_shape && ((in.shape.size() == 2 && in.shape[1] == 1) || in.shape.size() == 1);
       all_columns = all_columns && column;
     }
     if (all_columns) {
@@ -202,7 +211,10 @@ std::string LoadedModel::MetadataJson() const {
   if (signature_.output_kind == OutputKind::kClassifier && !signature_.classes.empty()) {
     w.Key("classes").BeginArray();
     for (const auto& c : signature_.classes) {
-      if (signature_.classes_are_ints) w.Raw(c); else w.String(c);
+      if (signature_.classes_are_ints)
+        w.Raw(c);
+      else
+        w.String(c);
     }
     w.EndArray();
   }
@@ -211,11 +223,13 @@ std::string LoadedModel::MetadataJson() const {
     for (const auto& f : signature_.feature_names) w.String(f);
     w.EndArray();
   }
-  w.Key("output_kind").String(signature_.output_kind == OutputKind::kSingle       ? "single"
-                              : signature_.output_kind == OutputKind::kClassifier ? "classifier"
-                                                                                  : "multi");
+  w.Key("output_kind")
+      .String(signature_.output_kind == OutputKind::kSingle       ? "single"
+              : signature_.output_kind == OutputKind::kClassifier ? "classifier"
+                                                                  : "multi");
   const auto& inf = model_->info();
-  w.Key("producer").String(inf.producer_name + (inf.producer_version.empty() ? "" : " " + inf.producer_version));
+  w.Key("producer")
+      .String(inf.producer_name + (inf.producer_version.empty() ? "" : " " + inf.producer_version));
   w.Key("opsets").BeginObject();
   for (const auto& [domain, v] : inf.opsets) w.Key(domain.empty() ? "ai.onnx" : domain).Int(v);
   w.EndObject();

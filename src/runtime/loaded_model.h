@@ -49,6 +49,16 @@ class LoadedModel {
   // probe input and measures its latency. Errors carry an actionable message.
   static Result<std::shared_ptr<LoadedModel>> Load(const std::string& bytes,
                                                    const std::string& format);
+  // What an importer knew about a converted model that its ONNX does not say.
+  struct ImportInfo {
+    std::string model_type;                  // e.g. "RandomForestClassifier"
+    std::vector<std::string> feature_names;  // as the signature had them (may be empty)
+  };
+  // Loads ONNX bytes that an importer produced earlier (possibly in another process) as
+  // Load(original, format) would have: same signature and model type. converted_onnx()
+  // stays empty (the caller has the bytes).
+  static Result<std::shared_ptr<LoadedModel>> LoadConverted(const std::string& onnx,
+                                                            const ImportInfo& info);
 
   const ModelSignature& signature() const { return signature_; }
   const engine::ModelInfo& info() const { return model_->info(); }
@@ -67,6 +77,11 @@ class LoadedModel {
   // Runs the model. Thread safe.
   Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs) const {
     return model_->Run(inputs);
+  }
+  // Runs the model within a deadline and a memory bound (engine::RunOptions).
+  Result<std::vector<Tensor>> Run(std::span<const Tensor> inputs,
+                                  const engine::RunOptions& options) const {
+    return model_->Run(inputs, options);
   }
 
   // Model metadata as a JSON object: input_shape, output_shape, inputs[], outputs[],

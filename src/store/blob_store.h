@@ -41,6 +41,10 @@ class BlobStore {
   virtual Result<std::string> PutBytes(const std::string& bytes) = 0;
   // Reads and verifies the blob. NotFound if absent.
   virtual Result<std::string> Get(const std::string& sha256) = 0;
+  // A read-only descriptor (O_CLOEXEC) on the blob's bytes, for a reader in another
+  // process; the caller closes it. Not verified: the reader checks the sha256 itself.
+  // NotFound if absent.
+  virtual Result<int> OpenForRead(const std::string& sha256) = 0;
   virtual Result<bool> Exists(const std::string& sha256) = 0;
   // NotFound if absent. Callers check MetadataStore::BlobReferenced first.
   virtual Status Remove(const std::string& sha256) = 0;

@@ -18,21 +18,23 @@
 namespace serveml::store {
 
 struct User {
-  std::string id;             // uuid
-  std::string email;          // unique, stored lower-cased
-  std::string username;       // unique
+  std::string id;        // uuid
+  std::string email;     // unique, stored lower-cased
+  std::string username;  // unique
   std::string full_name;
   std::string password_hash;  // Argon2id encoded string (libsodium crypto_pwhash_str)
   int64_t created_at = 0;
+  // Session tokens carry it; only tokens of the current generation are accepted.
+  int64_t token_generation = 0;
 };
 
 struct ApiKey {
-  std::string id;          // uuid
+  std::string id;  // uuid
   std::string user_id;
   std::string name;
-  std::string prefix;      // first characters of the key, shown in listings ("sk-AbCd")
-  std::string key_hash;    // hex sha256 of the full key; unique
-  std::string scopes;      // space-separated, e.g. "predict" or "predict manage"
+  std::string prefix;    // first characters of the key, shown in listings ("sk-AbCd")
+  std::string key_hash;  // hex sha256 of the full key; unique
+  std::string scopes;    // space-separated, e.g. "predict" or "predict manage"
   int64_t created_at = 0;
   int64_t last_used_at = 0;  // 0 = never
   bool revoked = false;
@@ -44,13 +46,13 @@ inline constexpr const char* kStatusActive = "active";
 inline constexpr const char* kStatusFailed = "failed";
 
 struct Deployment {
-  std::string id;            // uuid
+  std::string id;  // uuid
   std::string user_id;
   std::string name;
-  std::string status;        // validating | active | failed
-  std::string error_message; // why it failed (empty otherwise)
-  std::string framework;     // "onnx", "sklearn", ...
-  std::string model_type;    // e.g. "LogisticRegression" or the ONNX graph name
+  std::string status;         // validating | active | failed
+  std::string error_message;  // why it failed (empty otherwise)
+  std::string framework;      // "onnx", "sklearn", ...
+  std::string model_type;     // e.g. "LogisticRegression" or the ONNX graph name
   int64_t size_bytes = 0;
   std::string current_version;  // "v1"...; the version predictions use
   std::string metadata_json;    // model metadata JSON object (inputs, outputs, classes...)
@@ -67,24 +69,48 @@ struct Deployment {
 
 struct DeploymentVersion {
   std::string deployment_id;
-  std::string version;        // "v1", "v2", ...
-  std::string blob_sha256;    // artifact in the BlobStore
+  std::string version;      // "v1", "v2", ...
+  std::string blob_sha256;  // artifact in the BlobStore
   int64_t size_bytes = 0;
-  std::string status;         // validating | active | failed
+  std::string status;  // validating | active | failed
   std::string error_message;
   std::string framework;
   std::string model_type;
   std::string metadata_json;
-  std::string filename;       // original upload name
+  std::string filename;  // original upload name
   int64_t created_at = 0;
+  // The ONNX the isolated importer produced from the upload (for ONNX uploads the upload
+  // itself): the only bytes the server ever loads for this version. Empty until validated
+  // (and on versions stored before this column existed, until they are converted).
+  std::string onnx_sha256;
+  int64_t onnx_size_bytes = 0;
+  // How many times validation of this version was started. A version found `validating`
+  // at start with attempts >= 2 was interrupted twice and is failed instead of retried.
+  int64_t validation_attempts = 0;
+};
+
+// A multi-row change of deployment state, applied in one transaction: all of it or none.
+// Order: create_deployment, add_versions, update_versions, update_deployment.
+struct StateChange {
+  std::optional<Deployment> create_deployment;
+  std::vector<DeploymentVersion> add_versions;
+  std::vector<DeploymentVersion> update_versions;
+  std::optional<Deployment> update_deployment;  // overwrites every mutable column
+};
+
+// What one user stores (quotas).
+struct UserUsage {
+  int64_t deployments = 0;
+  int64_t versions = 0;      // over all of the user's deployments
+  int64_t stored_bytes = 0;  // uploads plus converted ONNX, over all versions
 };
 
 struct DeploymentFilter {
-  std::string user_id;     // required: listings are always per owner
-  std::string status;      // optional exact match
-  std::string framework;   // optional exact match
-  std::string search;      // optional case-insensitive substring of name or id
-  int64_t limit = 20;      // 1..100
+  std::string user_id;    // required: listings are always per owner
+  std::string status;     // optional exact match
+  std::string framework;  // optional exact match
+  std::string search;     // optional case-insensitive substring of name or id
+  int64_t limit = 20;     // 1..100
   int64_t offset = 0;
 };
 
@@ -98,10 +124,14 @@ enum class MetricsResolution { kMinute = 0, kFiveMinutes = 1, kHour = 2, kDay = 
 // Length of one bucket of `r` in seconds (60, 300, 3600, 86400).
 constexpr int64_t MetricsBucketSeconds(MetricsResolution r) {
   switch (r) {
-    case MetricsResolution::kMinute: return 60;
-    case MetricsResolution::kFiveMinutes: return 300;
-    case MetricsResolution::kHour: return 3600;
-    case MetricsResolution::kDay: return 86400;
+    case MetricsResolution::kMinute:
+      return 60;
+    case MetricsResolution::kFiveMinutes:
+      return 300;
+    case MetricsResolution::kHour:
+      return 3600;
+    case MetricsResolution::kDay:
+      return 86400;
   }
   return 60;
 }
@@ -113,7 +143,7 @@ struct MetricsRow {
   int64_t bucket_start = 0;  // Unix seconds (UTC), a multiple of the bucket length
   int64_t request_count = 0;
   int64_t error_count = 0;
-  int64_t row_count = 0;       // sum of batch sizes
+  int64_t row_count = 0;  // sum of batch sizes
   int64_t cold_starts = 0;
   int64_t latency_sum_ns = 0;  // sum of request latencies, nanoseconds
   std::string histogram;       // encoded latency histogram
@@ -147,6 +177,11 @@ class MetadataStore {
   virtual Status CreateUser(const User& user) = 0;
   virtual Result<User> GetUserById(const std::string& id) = 0;
   virtual Result<User> GetUserByEmail(const std::string& email_lower) = 0;
+  // Increments the user's token generation (revoking every session token issued before)
+  // and, if given, replaces the password hash, in one statement. Returns the new
+  // generation. NotFound for an unknown user.
+  virtual Result<int64_t> RevokeTokens(const std::string& user_id,
+                                       const std::optional<std::string>& new_password_hash) = 0;
 
   // API keys
   virtual Status CreateApiKey(const ApiKey& key) = 0;
@@ -179,8 +214,14 @@ class MetadataStore {
                                                const std::string& version) = 0;
   // Oldest first.
   virtual Result<std::vector<DeploymentVersion>> ListVersions(const std::string& deployment_id) = 0;
-  // True if any version of any deployment references this blob.
+  // True if any version of any deployment references this blob (as its upload or as its
+  // converted ONNX).
   virtual Result<bool> BlobReferenced(const std::string& sha256) = 0;
+  // Applies `change` in one transaction. Errors as the single-row methods; on any error
+  // nothing of it is stored.
+  virtual Status Apply(const StateChange& change) = 0;
+  // Counts of what `user_id` stores (zeros for an unknown user).
+  virtual Result<UserUsage> GetUserUsage(const std::string& user_id) = 0;
 
   // Metrics. Rows and totals are deleted with their deployment. Implementations that do not
   // keep metrics answer Unsupported (the defaults below).
@@ -213,8 +254,7 @@ inline Result<std::vector<MetricsRow>> MetadataStore::ListMetrics(MetricsResolut
   return Unsupported("this metadata store does not keep metrics");
 }
 inline Status MetadataStore::WriteMetrics(MetricsResolution, const std::vector<MetricsRow>&,
-                                          const std::vector<MetricsRow>&,
-                                          std::optional<int64_t>) {
+                                          const std::vector<MetricsRow>&, std::optional<int64_t>) {
   return Unsupported("this metadata store does not keep metrics");
 }
 inline Result<std::optional<int64_t>> MetadataStore::GetMetricsWatermark(MetricsResolution) {

@@ -28,9 +28,12 @@ def free_port() -> int:
 class Server:
     """One `serveml serve` process. Start/stop it as often as a test needs."""
 
-    def __init__(self, data_dir: Path, extra_args: list[str] | None = None):
+    def __init__(self, data_dir: Path, extra_args: list[str] | None = None,
+                 exempt_loopback: bool = True):
+        """`exempt_loopback`: the tests' own loopback client skips the per-address
+        throttles (registrations, logins, connection caps); the abuse tests turn it off."""
         self.data_dir = data_dir
-        self.extra_args = extra_args or []
+        self.extra_args = (extra_args or []) + (["--exempt-loopback"] if exempt_loopback else [])
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"

@@ -59,7 +59,7 @@ def serveml_url(tmp_path_factory):
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(
             [str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--data-dir", str(data_dir)],
+             "--data-dir", str(data_dir), "--exempt-loopback"],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         )
     try:

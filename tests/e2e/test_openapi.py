@@ -17,7 +17,7 @@ from conftest import REPO, Server
 DOC_PATH = REPO / "docs" / "openapi.json"
 METHODS = {"get", "post", "put", "patch", "delete", "head", "options"}
 # Test-only routes, never part of the product surface.
-HIDDEN = ("/_bench/", "/api/v1/_routes")
+HIDDEN = ("/_bench/", "/_test/", "/api/v1/_routes")
 # The web dashboard's single-page-app catch-all (/ui/{p1}/.../{p6}) is documented once, as /ui.
 DASHBOARD_PREFIX = "/ui/"
 

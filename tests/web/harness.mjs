@@ -47,7 +47,7 @@ export class Server {
     if (!fs.existsSync(BINARY)) throw new Error(`serveml binary not found at ${BINARY} (set SERVEML_BINARY)`);
     this.port = await freePort();
     const log = fs.openSync(this.logPath, 'w');
-    this.proc = spawn(BINARY, ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--data-dir', path.join(this.dir, 'data')],
+    this.proc = spawn(BINARY, ['serve', '--host', '127.0.0.1', '--port', String(this.port), '--data-dir', path.join(this.dir, 'data'), '--exempt-loopback'],
                       { stdio: ['ignore', log, log] });
     fs.closeSync(log);
     let exited = null;

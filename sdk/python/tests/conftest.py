@@ -29,7 +29,7 @@ def server_url(tmp_path_factory):
     port = _free_port()
     log = open(data.parent / "sdk-server.log", "wb")
     proc = subprocess.Popen([str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(port),
-                             "--data-dir", str(data)], stdout=log, stderr=subprocess.STDOUT)
+                             "--data-dir", str(data), "--exempt-loopback"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.time() + 30
     while True:

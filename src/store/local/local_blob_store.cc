@@ -196,6 +196,17 @@ class LocalBlobStore final : public BlobStore {
     return out;
   }
 
+  Result<int> OpenForRead(const std::string& sha256) override {
+    RETURN_IF_ERROR(CheckName(sha256));
+    const std::string path = FinalPath(sha256);
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      if (errno == ENOENT) return NotFound("blob " + sha256 + " not found");
+      return ErrnoStatus(errno, "open", path);
+    }
+    return fd;
+  }
+
   Result<bool> Exists(const std::string& sha256) override {
     RETURN_IF_ERROR(CheckName(sha256));
     struct stat st;

@@ -146,7 +146,8 @@ class Stmt {
   std::string ColBlob(int c) const {
     const void* p = sqlite3_column_blob(s_, c);
     if (p == nullptr) return {};
-    return std::string(static_cast<const char*>(p), static_cast<size_t>(sqlite3_column_bytes(s_, c)));
+    return std::string(static_cast<const char*>(p),
+                       static_cast<size_t>(sqlite3_column_bytes(s_, c)));
   }
 
  private:
@@ -268,7 +269,7 @@ class Txn {
 // --- SQL -------------------------------------------------------------------------------
 
 constexpr std::string_view kUserColumns =
-    "id, email, username, full_name, password_hash, created_at";
+    "id, email, username, full_name, password_hash, created_at, token_generation";
 constexpr std::string_view kApiKeyColumns =
     "id, user_id, name, prefix, key_hash, scopes, created_at, last_used_at, revoked";
 constexpr std::string_view kDeploymentColumns =
@@ -277,7 +278,8 @@ constexpr std::string_view kDeploymentColumns =
     "max_instances, is_public, requirements, created_at, updated_at";
 constexpr std::string_view kVersionColumns =
     "deployment_id, version, blob_sha256, size_bytes, status, error_message, framework, "
-    "model_type, metadata_json, filename, created_at";
+    "model_type, metadata_json, filename, created_at, onnx_sha256, onnx_size_bytes, "
+    "validation_attempts";
 
 std::string Sql(std::string_view a, std::string_view b = {}, std::string_view c = {}) {
   std::string s(a);
@@ -294,6 +296,7 @@ User ReadUser(const Stmt& s) {
   u.full_name = s.ColText(3);
   u.password_hash = s.ColText(4);
   u.created_at = s.ColInt(5);
+  u.token_generation = s.ColInt(6);
   return u;
 }
 
@@ -347,6 +350,9 @@ DeploymentVersion ReadVersion(const Stmt& s) {
   v.metadata_json = s.ColText(8);
   v.filename = s.ColText(9);
   v.created_at = s.ColInt(10);
+  v.onnx_sha256 = s.ColText(11);
+  v.onnx_size_bytes = s.ColInt(12);
+  v.validation_attempts = s.ColInt(13);
   return v;
 }
 
@@ -355,19 +361,27 @@ int64_t OrNow(int64_t t) { return t != 0 ? t : NowUnixMicros(); }
 // Metrics tables by resolution (see 0002_metrics.sql).
 const char* MetricsTable(MetricsResolution r) {
   switch (r) {
-    case MetricsResolution::kMinute: return "metrics_minute";
-    case MetricsResolution::kFiveMinutes: return "metrics_5m";
-    case MetricsResolution::kHour: return "metrics_hour";
-    case MetricsResolution::kDay: return "metrics_day";
+    case MetricsResolution::kMinute:
+      return "metrics_minute";
+    case MetricsResolution::kFiveMinutes:
+      return "metrics_5m";
+    case MetricsResolution::kHour:
+      return "metrics_hour";
+    case MetricsResolution::kDay:
+      return "metrics_day";
   }
   return "metrics_minute";
 }
 const char* MetricsResolutionKey(MetricsResolution r) {
   switch (r) {
-    case MetricsResolution::kMinute: return "1m";
-    case MetricsResolution::kFiveMinutes: return "5m";
-    case MetricsResolution::kHour: return "1h";
-    case MetricsResolution::kDay: return "1d";
+    case MetricsResolution::kMinute:
+      return "1m";
+    case MetricsResolution::kFiveMinutes:
+      return "5m";
+    case MetricsResolution::kHour:
+      return "1h";
+    case MetricsResolution::kDay:
+      return "1d";
   }
   return "1m";
 }
@@ -401,7 +415,7 @@ class SqliteStore final : public MetadataStore {
   // Users -------------------------------------------------------------------------------
   Status CreateUser(const User& user) override {
     static const std::string kSql =
-        Sql("INSERT INTO users (", kUserColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
+        Sql("INSERT INTO users (", kUserColumns, ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
     return Write([&](Connection& c) -> Status {
       ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
       s.Text(1, user.id)
@@ -409,7 +423,8 @@ class SqliteStore final : public MetadataStore {
           .Text(3, user.username)
           .Text(4, user.full_name)
           .Text(5, user.password_hash)
-          .Int(6, OrNow(user.created_at));
+          .Int(6, OrNow(user.created_at))
+          .Int(7, user.token_generation);
       return s.Exec("create user");
     });
   }
@@ -422,6 +437,31 @@ class SqliteStore final : public MetadataStore {
   Result<User> GetUserByEmail(const std::string& email_lower) override {
     static const std::string kSql = Sql("SELECT ", kUserColumns, " FROM users WHERE email = ?1");
     return ReadOne<User>(kSql, AsciiLower(email_lower), ReadUser, "user not found");
+  }
+
+  Result<int64_t> RevokeTokens(const std::string& user_id,
+                               const std::optional<std::string>& new_password_hash) override {
+    static const std::string kSql =
+        "UPDATE users SET token_generation = token_generation + 1, "
+        "password_hash = CASE WHEN ?2 = 1 THEN ?3 ELSE password_hash END "
+        "WHERE id = ?1 RETURNING token_generation";
+    int64_t gen = 0;
+    Status st = Write([&](Connection& c) -> Status {
+      ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
+      s.Text(1, user_id)
+          .Bool(2, new_password_hash.has_value())
+          .Text(3, new_password_hash.value_or(""));
+      int rc = s.Step();
+      if (rc == SQLITE_DONE) return NotFound("user not found");
+      if (rc != SQLITE_ROW) return FromSqlite(rc, c.db(), "revoke tokens");
+      gen = s.ColInt(0);
+      while ((rc = s.Step()) == SQLITE_ROW) {
+      }
+      if (rc != SQLITE_DONE) return FromSqlite(rc, c.db(), "revoke tokens");
+      return Status::Ok();
+    });
+    if (!st.ok()) return st;
+    return gen;
   }
 
   // API keys ----------------------------------------------------------------------------
@@ -481,18 +521,7 @@ class SqliteStore final : public MetadataStore {
 
   // Deployments -------------------------------------------------------------------------
   Status CreateDeployment(const Deployment& d) override {
-    static const std::string kSql =
-        Sql("INSERT INTO deployments (", kDeploymentColumns,
-            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-            "?17, ?18)");
-    return Write([&](Connection& c) -> Status {
-      ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
-      int64_t created = OrNow(d.created_at);
-      s.Text(1, d.id).Text(2, d.user_id);
-      BindDeploymentMutable(s, d, 3);
-      s.Int(17, created).Int(18, d.updated_at != 0 ? d.updated_at : created);
-      return s.Exec("create deployment", "user not found");
-    });
+    return Write([&](Connection& c) { return InsertDeployment(c, d); });
   }
 
   Result<Deployment> GetDeployment(const std::string& id) override {
@@ -544,20 +573,7 @@ class SqliteStore final : public MetadataStore {
   }
 
   Status UpdateDeployment(const Deployment& d) override {
-    static const std::string kSql =
-        "UPDATE deployments SET name = ?3, status = ?4, error_message = ?5, framework = ?6, "
-        "model_type = ?7, size_bytes = ?8, current_version = ?9, metadata_json = ?10, "
-        "memory_mb = ?11, timeout_seconds = ?12, min_instances = ?13, max_instances = ?14, "
-        "is_public = ?15, requirements = ?16, updated_at = ?17 WHERE id = ?1";
-    return Write([&](Connection& c) -> Status {
-      ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
-      s.Text(1, d.id);
-      BindDeploymentMutable(s, d, 3);
-      s.Int(17, OrNow(d.updated_at));
-      RETURN_IF_ERROR(s.Exec("update deployment"));
-      if (sqlite3_changes(c.db()) == 0) return NotFound("deployment not found");
-      return Status::Ok();
-    });
+    return Write([&](Connection& c) { return UpdateDeploymentRow(c, d); });
   }
 
   Status DeleteDeployment(const std::string& id) override {
@@ -623,30 +639,11 @@ class SqliteStore final : public MetadataStore {
 
   // Versions ----------------------------------------------------------------------------
   Status AddVersion(const DeploymentVersion& v) override {
-    static const std::string kSql = Sql("INSERT INTO deployment_versions (", kVersionColumns,
-                                        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
-    return Write([&](Connection& c) -> Status {
-      ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
-      s.Text(1, v.deployment_id).Text(2, v.version);
-      BindVersionMutable(s, v, 3);
-      s.Int(11, OrNow(v.created_at));
-      return s.Exec("add version", "deployment not found");
-    });
+    return Write([&](Connection& c) { return InsertVersion(c, v); });
   }
 
   Status UpdateVersion(const DeploymentVersion& v) override {
-    static const std::string kSql =
-        "UPDATE deployment_versions SET blob_sha256 = ?3, size_bytes = ?4, status = ?5, "
-        "error_message = ?6, framework = ?7, model_type = ?8, metadata_json = ?9, "
-        "filename = ?10 WHERE deployment_id = ?1 AND version = ?2";
-    return Write([&](Connection& c) -> Status {
-      ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
-      s.Text(1, v.deployment_id).Text(2, v.version);
-      BindVersionMutable(s, v, 3);
-      RETURN_IF_ERROR(s.Exec("update version"));
-      if (sqlite3_changes(c.db()) == 0) return NotFound("version not found");
-      return Status::Ok();
-    });
+    return Write([&](Connection& c) { return UpdateVersionRow(c, v); });
   }
 
   Result<DeploymentVersion> GetVersion(const std::string& deployment_id,
@@ -674,7 +671,8 @@ class SqliteStore final : public MetadataStore {
 
   Result<bool> BlobReferenced(const std::string& sha256) override {
     static const std::string kSql =
-        "SELECT EXISTS (SELECT 1 FROM deployment_versions WHERE blob_sha256 = ?1)";
+        "SELECT EXISTS (SELECT 1 FROM deployment_versions WHERE blob_sha256 = ?1) OR "
+        "EXISTS (SELECT 1 FROM deployment_versions WHERE onnx_sha256 = ?1)";
     ASSIGN_OR_RETURN(Lease lease, AcquireReader());
     ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
     s.Text(1, sha256);
@@ -683,14 +681,48 @@ class SqliteStore final : public MetadataStore {
     return s.ColInt(0) != 0;
   }
 
+  Status Apply(const StateChange& change) override {
+    return Write([&](Connection& c) -> Status {
+      Txn txn(&c);
+      RETURN_IF_ERROR(txn.Begin(/*immediate=*/true));
+      if (change.create_deployment) RETURN_IF_ERROR(InsertDeployment(c, *change.create_deployment));
+      for (const auto& v : change.add_versions) RETURN_IF_ERROR(InsertVersion(c, v));
+      for (const auto& v : change.update_versions) RETURN_IF_ERROR(UpdateVersionRow(c, v));
+      if (change.update_deployment) {
+        RETURN_IF_ERROR(UpdateDeploymentRow(c, *change.update_deployment));
+      }
+      return txn.Commit();
+    });
+  }
+
+  Result<UserUsage> GetUserUsage(const std::string& user_id) override {
+    // A blob shared by an upload and its ONNX (ONNX uploads) counts once.
+    static const std::string kSql =
+        "SELECT (SELECT count(*) FROM deployments WHERE user_id = ?1), count(v.version), "
+        "coalesce(sum(v.size_bytes + CASE WHEN v.onnx_sha256 = v.blob_sha256 THEN 0 "
+        "ELSE v.onnx_size_bytes END), 0) "
+        "FROM deployment_versions v JOIN deployments d ON d.id = v.deployment_id "
+        "WHERE d.user_id = ?1";
+    ASSIGN_OR_RETURN(Lease lease, AcquireReader());
+    ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
+    s.Text(1, user_id);
+    int rc = s.Step();
+    if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "user usage");
+    UserUsage u;
+    u.deployments = s.ColInt(0);
+    u.versions = s.ColInt(1);
+    u.stored_bytes = s.ColInt(2);
+    return u;
+  }
+
   // Metrics -----------------------------------------------------------------------------
   Result<std::vector<MetricsRow>> ListMetrics(MetricsResolution r, const std::string& deployment_id,
                                               int64_t from, int64_t to) override {
-    const std::string sql =
-        Sql("SELECT ", kMetricsColumns, std::string(" FROM ") + MetricsTable(r) +
-                                            " WHERE bucket_start >= ?1 AND bucket_start < ?2" +
-                                            (deployment_id.empty() ? "" : " AND deployment_id = ?3") +
-                                            " ORDER BY bucket_start, deployment_id");
+    const std::string sql = Sql("SELECT ", kMetricsColumns,
+                                std::string(" FROM ") + MetricsTable(r) +
+                                    " WHERE bucket_start >= ?1 AND bucket_start < ?2" +
+                                    (deployment_id.empty() ? "" : " AND deployment_id = ?3") +
+                                    " ORDER BY bucket_start, deployment_id");
     ASSIGN_OR_RETURN(Lease lease, AcquireReader());
     ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, sql));
     s.Int(1, from).Int(2, to);
@@ -705,11 +737,10 @@ class SqliteStore final : public MetadataStore {
                       std::optional<int64_t> rolled_up_until) override {
     // INSERT ... SELECT ... WHERE EXISTS skips rows of deployments deleted meanwhile
     // instead of failing the whole batch on the foreign key.
-    const std::string upsert =
-        Sql("INSERT OR REPLACE INTO ", MetricsTable(r),
-            Sql(" (", kMetricsColumns,
-                ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
-                "WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)"));
+    const std::string upsert = Sql("INSERT OR REPLACE INTO ", MetricsTable(r),
+                                   Sql(" (", kMetricsColumns,
+                                       ") SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9 "
+                                       "WHERE EXISTS (SELECT 1 FROM deployments WHERE id = ?1)"));
     static const std::string kTotals =
         "INSERT INTO metrics_totals (deployment_id, request_count, error_count, row_count, "
         "cold_starts, latency_sum_ns) SELECT ?1, ?2, ?3, ?4, ?5, ?6 "
@@ -801,7 +832,8 @@ class SqliteStore final : public MetadataStore {
   }
 
   Result<int64_t> DeleteMetricsBefore(MetricsResolution r, int64_t before) override {
-    const std::string sql = std::string("DELETE FROM ") + MetricsTable(r) + " WHERE bucket_start < ?1";
+    const std::string sql =
+        std::string("DELETE FROM ") + MetricsTable(r) + " WHERE bucket_start < ?1";
     int64_t changed = 0;
     Status st = Write([&](Connection& c) -> Status {
       ASSIGN_OR_RETURN(Stmt s, Bound(c, sql));
@@ -911,6 +943,60 @@ class SqliteStore final : public MetadataStore {
   }
 
   // Binds blob_sha256..filename (8 columns) starting at parameter `first`.
+  // Row writers shared by the single-row methods and Apply (caller holds write_mu_).
+  static Status InsertDeployment(Connection& c, const Deployment& d) {
+    static const std::string kSql =
+        Sql("INSERT INTO deployments (", kDeploymentColumns,
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+            "?17, ?18)");
+    ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
+    int64_t created = OrNow(d.created_at);
+    s.Text(1, d.id).Text(2, d.user_id);
+    BindDeploymentMutable(s, d, 3);
+    s.Int(17, created).Int(18, d.updated_at != 0 ? d.updated_at : created);
+    return s.Exec("create deployment", "user not found");
+  }
+
+  static Status UpdateDeploymentRow(Connection& c, const Deployment& d) {
+    static const std::string kSql =
+        "UPDATE deployments SET name = ?3, status = ?4, error_message = ?5, framework = ?6, "
+        "model_type = ?7, size_bytes = ?8, current_version = ?9, metadata_json = ?10, "
+        "memory_mb = ?11, timeout_seconds = ?12, min_instances = ?13, max_instances = ?14, "
+        "is_public = ?15, requirements = ?16, updated_at = ?17 WHERE id = ?1";
+    ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
+    s.Text(1, d.id);
+    BindDeploymentMutable(s, d, 3);
+    s.Int(17, OrNow(d.updated_at));
+    RETURN_IF_ERROR(s.Exec("update deployment"));
+    if (sqlite3_changes(c.db()) == 0) return NotFound("deployment not found");
+    return Status::Ok();
+  }
+
+  static Status InsertVersion(Connection& c, const DeploymentVersion& v) {
+    static const std::string kSql =
+        Sql("INSERT INTO deployment_versions (", kVersionColumns,
+            ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)");
+    ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
+    s.Text(1, v.deployment_id).Text(2, v.version);
+    BindVersionMutable(s, v, 3);
+    s.Int(11, OrNow(v.created_at));
+    return s.Exec("add version", "deployment not found");
+  }
+
+  static Status UpdateVersionRow(Connection& c, const DeploymentVersion& v) {
+    static const std::string kSql =
+        "UPDATE deployment_versions SET blob_sha256 = ?3, size_bytes = ?4, status = ?5, "
+        "error_message = ?6, framework = ?7, model_type = ?8, metadata_json = ?9, "
+        "filename = ?10, onnx_sha256 = ?12, onnx_size_bytes = ?13, validation_attempts = ?14 "
+        "WHERE deployment_id = ?1 AND version = ?2";
+    ASSIGN_OR_RETURN(Stmt s, Bound(c, kSql));
+    s.Text(1, v.deployment_id).Text(2, v.version);
+    BindVersionMutable(s, v, 3);
+    RETURN_IF_ERROR(s.Exec("update version"));
+    if (sqlite3_changes(c.db()) == 0) return NotFound("version not found");
+    return Status::Ok();
+  }
+
   static void BindVersionMutable(Stmt& s, const DeploymentVersion& v, int first) {
     s.Text(first + 0, v.blob_sha256)
         .Int(first + 1, v.size_bytes)
@@ -919,7 +1005,10 @@ class SqliteStore final : public MetadataStore {
         .Text(first + 4, v.framework)
         .Text(first + 5, v.model_type)
         .Text(first + 6, v.metadata_json)
-        .Text(first + 7, v.filename);
+        .Text(first + 7, v.filename)
+        .Text(first + 9, v.onnx_sha256)
+        .Int(first + 10, v.onnx_size_bytes)
+        .Int(first + 11, v.validation_attempts);
   }
 
   const std::string path_;

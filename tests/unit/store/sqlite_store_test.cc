@@ -617,3 +617,123 @@ TEST_F(SqliteStoreTest, TwoStoresOnOneFileShareData) {
 
 }  // namespace
 }  // namespace serveml::store
+
+namespace serveml::store {
+namespace {
+
+class SqliteStoreTxnTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_TRUE(InitCrypto());
+    std::string tmpl = (fs::temp_directory_path() / "serveml-sqlite-txn-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    dir_ = tmpl;
+    auto r = OpenSqliteStore(dir_ + "/meta.db");
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    store_ = std::move(r).value();
+    user_.id = NewUuid();
+    user_.email = "u@example.com";
+    user_.username = "u_u";
+    user_.password_hash = "$argon2id$fake";
+    ASSERT_TRUE(store_->CreateUser(user_).ok());
+  }
+  void TearDown() override {
+    store_.reset();
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  Deployment NewDeployment() {
+    Deployment d;
+    d.id = NewUuid();
+    d.user_id = user_.id;
+    d.name = "d";
+    d.status = kStatusValidating;
+    return d;
+  }
+  DeploymentVersion NewVersion(const std::string& dep, const std::string& v, int64_t size) {
+    DeploymentVersion x;
+    x.deployment_id = dep;
+    x.version = v;
+    x.blob_sha256 = Sha256Hex(dep + v);
+    x.size_bytes = size;
+    x.status = kStatusValidating;
+    return x;
+  }
+  std::string dir_;
+  User user_;
+  std::unique_ptr<MetadataStore> store_;
+};
+
+TEST_F(SqliteStoreTxnTest, ApplyIsAllOrNothing) {
+  Deployment d = NewDeployment();
+  StateChange c;
+  c.create_deployment = d;
+  c.add_versions.push_back(NewVersion(d.id, "v1", 10));
+  c.add_versions.push_back(NewVersion(d.id, "v1", 10));  // duplicate: the whole change fails
+  EXPECT_EQ(store_->Apply(c).code(), Code::kConflict);
+  EXPECT_EQ(store_->GetDeployment(d.id).status().code(), Code::kNotFound);
+  c.add_versions.pop_back();
+  ASSERT_TRUE(store_->Apply(c).ok());
+  // Version and deployment change together, or not at all.
+  DeploymentVersion v = *store_->GetVersion(d.id, "v1");
+  v.status = kStatusActive;
+  v.onnx_sha256 = Sha256Hex("onnx");
+  v.onnx_size_bytes = 5;
+  v.validation_attempts = 1;
+  Deployment nd = d;
+  nd.status = kStatusActive;
+  nd.current_version = "v1";
+  nd.id = "missing";
+  StateChange u;
+  u.update_versions.push_back(v);
+  u.update_deployment = nd;
+  EXPECT_EQ(store_->Apply(u).code(), Code::kNotFound);
+  EXPECT_EQ(store_->GetVersion(d.id, "v1")->status, kStatusValidating);
+  u.update_deployment->id = d.id;
+  ASSERT_TRUE(store_->Apply(u).ok());
+  auto got = store_->GetVersion(d.id, "v1");
+  EXPECT_EQ(got->status, kStatusActive);
+  EXPECT_EQ(got->onnx_sha256, Sha256Hex("onnx"));
+  EXPECT_EQ(got->onnx_size_bytes, 5);
+  EXPECT_EQ(got->validation_attempts, 1);
+  EXPECT_EQ(store_->GetDeployment(d.id)->current_version, "v1");
+  EXPECT_TRUE(*store_->BlobReferenced(Sha256Hex("onnx")));
+}
+
+TEST_F(SqliteStoreTxnTest, UserUsageCountsDeploymentsVersionsAndBytes) {
+  EXPECT_EQ(store_->GetUserUsage(user_.id)->deployments, 0);
+  Deployment a = NewDeployment(), b = NewDeployment();
+  StateChange c;
+  c.create_deployment = a;
+  DeploymentVersion v1 = NewVersion(a.id, "v1", 100);
+  v1.onnx_sha256 = Sha256Hex("converted");
+  v1.onnx_size_bytes = 40;
+  c.add_versions = {v1, NewVersion(a.id, "v2", 200)};
+  ASSERT_TRUE(store_->Apply(c).ok());
+  StateChange c2;
+  c2.create_deployment = b;
+  DeploymentVersion onnx = NewVersion(b.id, "v1", 1000);
+  onnx.onnx_sha256 = onnx.blob_sha256;  // an ONNX upload is its own ONNX: counted once
+  onnx.onnx_size_bytes = 1000;
+  c2.add_versions = {onnx};
+  ASSERT_TRUE(store_->Apply(c2).ok());
+  auto u = store_->GetUserUsage(user_.id);
+  ASSERT_TRUE(u.ok());
+  EXPECT_EQ(u->deployments, 2);
+  EXPECT_EQ(u->versions, 3);
+  EXPECT_EQ(u->stored_bytes, 100 + 40 + 200 + 1000);
+}
+
+TEST_F(SqliteStoreTxnTest, RevokeTokensBumpsTheGeneration) {
+  EXPECT_EQ(store_->GetUserById(user_.id)->token_generation, 0);
+  EXPECT_EQ(*store_->RevokeTokens(user_.id, std::nullopt), 1);
+  EXPECT_EQ(store_->GetUserById(user_.id)->password_hash, "$argon2id$fake");
+  EXPECT_EQ(*store_->RevokeTokens(user_.id, std::string("$argon2id$new")), 2);
+  auto u = store_->GetUserById(user_.id);
+  EXPECT_EQ(u->token_generation, 2);
+  EXPECT_EQ(u->password_hash, "$argon2id$new");
+  EXPECT_EQ(store_->RevokeTokens("nobody", std::nullopt).status().code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace serveml::store
