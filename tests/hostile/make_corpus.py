@@ -177,13 +177,13 @@ def amplification_boosting(scale: float = 1.0) -> dict[str, tuple[bytes, str]]:
                                            "declared length")
     out["ubjson_huge_typed_array.ubj"] = (
         b"{U\x07learner[$d#L" + struct.pack(">q", 1 << 40) + b"}", "declared length")
-    # Four million one-byte nulls, each a whole value in memory.
-    n = _n(4 << 20, scale)
+    # A million one-byte nulls, each a whole value in memory.
+    n = _n(1 << 20, scale)
     out["ubjson_null_flood.ubj"] = (b"{U\x07learner[#l" + struct.pack(">i", n) + b"Z" * n + b"}",
                                     "allocation budget")
-    # JSON: two million empty arrays ("[]," each).
+    # JSON: a million empty arrays ("[]," each).
     out["json_empty_array_flood.json"] = (
-        b'{"learner": [' + b",".join([b"[]"] * _n(2 << 20, scale)) + b"]}", "allocation budget")
+        b'{"learner": [' + b",".join([b"[]"] * _n(1 << 20, scale)) + b"]}", "allocation budget")
     out["json_nesting.json"] = (b'{"learner": ' + b"[" * _n(100000, scale), "nesting depth limit")
 
     # LightGBM: a tree declaring 16M leaves with a one-value leaf_value line.

@@ -651,6 +651,19 @@ TEST(PickleAmplification, EachLimitNamesItself) {
   EXPECT_NE(Msg(cap).find("at most 1 MiB"), std::string::npos) << Msg(cap);
 }
 
+TEST(PickleAmplification, TinyStringItemsAreBoundedWhenConverted) {
+  // 3 million 1-byte items would become 3 million std::strings (~96 MB) from 3 MB.
+  auto t = ReadPickle(P().array("S1", {3000000}, std::string(3000000, 'a')).done());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto strs = Root(t)->array->ToStrings();
+  ASSERT_FALSE(strs.ok());
+  EXPECT_NE(strs.status().message().find("allocation budget"), std::string::npos)
+      << strs.status().message();
+  auto small = ReadPickle(P().array("S1", {3}, "abc").done());
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(*Root(small)->array->ToStrings(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
 TEST(PickleAmplification, LegitimateLargeModelStillLoads) {
   // A 16 MB coefficient array, a 100 000-entry vocabulary dict and 20 000 small arrays in
   // one estimator: well inside the default budget.
