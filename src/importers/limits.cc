@@ -84,9 +84,8 @@ std::string AllocBudgetMessage(const std::string& what, size_t input_bytes, size
                                size_t slack, size_t cap, size_t budget) {
   return what + " exceeds its allocation budget: loading it would need more than " +
          std::to_string(Mib(budget)) + " MiB (the budget is " + std::to_string(factor) + " x its " +
-         std::to_string(Mib(input_bytes)) + " MiB + " + std::to_string(Mib(slack)) +
-         " MiB, at most " + std::to_string(Mib(cap)) +
-         " MiB), far more than its size justifies; refusing it";
+         std::to_string(input_bytes) + " bytes + " + std::to_string(Mib(slack)) + " MiB, at most " +
+         std::to_string(Mib(cap)) + " MiB), far more than its size justifies; refusing it";
 }
 
 }  // namespace serveml::importers

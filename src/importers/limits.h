@@ -66,8 +66,8 @@ class AllocBudget {
 };
 
 // The message AllocBudget::Charge returns, e.g. "the pickle exceeds its allocation budget:
-// loading it would need more than 80 MiB (8 x its 2 MiB + 64 MiB, at most 4096 MiB);
-// refusing it".
+// loading it would need more than 81 MiB (the budget is 8 x its 2150025 bytes + 64 MiB, at
+// most 4096 MiB), far more than its size justifies; refusing it".
 std::string AllocBudgetMessage(const std::string& what, size_t input_bytes, size_t factor,
                                size_t slack, size_t cap, size_t budget);
 
