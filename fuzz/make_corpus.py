@@ -7,7 +7,9 @@ checked in).
 onnx_loader_fuzzer      every model.onnx of the installed onnx package's backend test data
 pickle_reader_fuzzer    small scikit-learn models via pickle (protocols 2-5) and joblib
                         (plain and compressed), plus the hostile corpus of tests/hostile
-boosting_import_fuzzer  small XGBoost JSON/UBJSON and LightGBM text models
+                        and small copies of its amplification files
+boosting_import_fuzzer  small XGBoost JSON/UBJSON and LightGBM text models, plus small
+                        copies of the boosting amplification files of tests/hostile
 predict_json_fuzzer     predict request bodies in every accepted shape, and broken ones
 multipart_fuzzer        multipart/form-data bodies (first byte = chunk size selector)
 """
@@ -71,12 +73,22 @@ def pickle_seeds():
             buf = io.BytesIO()
             joblib.dump(m, buf, compress=compress)
             yield buf.getvalue()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "hostile"))
-    import make_corpus as hostile
+    hostile = _hostile()
     with tempfile.TemporaryDirectory() as tmp:
         files = hostile.corpus(Path(tmp), str(Path(tmp) / "marker"))
         for name in files:
             yield (Path(tmp) / name).read_bytes()
+    # The amplification classes (reconstructors over a large container, DUP floods, memo
+    # fan-out, repeated/nested BUILD, SETITEM-built dicts) shrunk to seed size.
+    for scale in (0.001, 0.005):
+        for data, _ in hostile.amplification_pickles(scale).values():
+            yield data
+
+
+def _hostile():
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "hostile"))
+    import make_corpus as hostile
+    return hostile
 
 
 def boosting_seeds():
@@ -106,6 +118,10 @@ def boosting_seeds():
                 params["num_class"] = 3
             b = lgb.train(params, lgb.Dataset(X, label=label), 3)
             yield b.model_to_string().encode()
+    # Huge declared counts, value floods and zero-as-missing doubling, shrunk to seed size.
+    for scale in (0.001, 0.005):
+        for data, _ in _hostile().amplification_boosting(scale).values():
+            yield data
 
 
 def predict_json_seeds():

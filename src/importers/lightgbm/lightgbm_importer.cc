@@ -1,5 +1,6 @@
 #include "importers/lightgbm/lightgbm_importer.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cmath>
 #include <limits>
@@ -18,6 +19,9 @@ constexpr double kZeroThreshold = static_cast<double>(1e-35f);
 // Bound on ONNX nodes after expanding zero-as-missing splits (each may copy its subtrees).
 constexpr size_t kMaxEmittedNodes = size_t{1} << 23;
 constexpr int64_t kMaxLeaves = int64_t{1} << 24;
+// What the budget is charged per ONNX tree node emitted (the builder's per-node arrays with
+// their growth slack, and the attribute copies the graph makes of them).
+constexpr size_t kEmittedNodeCost = 256;
 
 Status Bad(const std::string& what) { return InvalidInput(kPrefix + what); }
 
@@ -86,10 +90,30 @@ struct Tree {
   std::vector<double> threshold, leaf_value;
 };
 
+// Makes room for `extra` more elements in `v`, charging the capacity it adds first.
+template <typename T>
+Status Reserve(std::vector<T>& v, size_t extra, AllocBudget& budget) {
+  const size_t need = v.size() + extra;
+  if (need <= v.capacity()) return Status::Ok();
+  const size_t cap = std::max(need, v.capacity() * 2);
+  Status st = budget.Charge((cap - v.capacity()) * sizeof(T));
+  if (!st.ok()) return Bad(st.message());
+  v.reserve(cap);
+  return Status::Ok();
+}
+
+// The per-tree arrays are bounded by the tree's own text: num_leaves is checked against the
+// leaf_value line before anything is sized from it, and every other list only grows by the
+// numbers actually present.
 Result<Tree> ParseTree(const KeyValues& kv, size_t index, int64_t num_features) {
   std::string where = "tree " + std::to_string(index) + ": ";
   Tree t;
   ASSIGN_OR_RETURN(t.num_leaves, IntField(kv, "num_leaves", where, 1, kMaxLeaves));
+  if (std::string_view lv = Get(kv, "leaf_value");
+      static_cast<uint64_t>(t.num_leaves) > (lv.size() + 1) / 2) {
+    return Bad(where + "num_leaves=" + std::to_string(t.num_leaves) + " is more than its " +
+               std::to_string(lv.size()) + "-byte leaf_value line can hold (declared length)");
+  }
   if (std::string_view lin = Get(kv, "is_linear"); !lin.empty() && lin != "0") {
     return Unsupported(std::string(kPrefix) +
                        "linear trees (linear_tree=true) are not supported; retrain with "
@@ -161,8 +185,22 @@ double EffectiveThreshold(double th) {
   return th;
 }
 
-// Emits tree `t` into `ens` with every leaf scaled by `scale` and adding to `target`.
-Status EmitTree(const Tree& t, int64_t target, double scale, TreeEnsembleBuilder& ens) {
+// Emits tree `t` into `ens` with every leaf scaled by `scale` and adding to `target`. The
+// nodes are charged to `budget` as they are emitted (zero-as-missing splits copy subtrees,
+// so a small file could otherwise emit millions of nodes).
+Status EmitTree(const Tree& t, int64_t target, double scale, TreeEnsembleBuilder& ens,
+                AllocBudget& budget) {
+  size_t charged = ens.node_count();
+  auto charge = [&]() -> Status {
+    // Each step below adds at most three nodes, so this runs ahead of the allocation.
+    const size_t ahead = ens.node_count() + 3;
+    if (ahead <= charged) return Status::Ok();
+    Status st = budget.Charge((ahead - charged) * kEmittedNodeCost);
+    if (!st.ok()) return Bad(st.message());
+    charged = ahead;
+    return Status::Ok();
+  };
+  RETURN_IF_ERROR(charge());
   ens.BeginTree();
   if (t.num_leaves == 1) {
     ens.AddLeaf(target, t.leaf_value[0] * scale);
@@ -177,6 +215,7 @@ Status EmitTree(const Tree& t, int64_t target, double scale, TreeEnsembleBuilder
   };
   std::vector<Work> stack = {{0, 0, false, false}};
   while (!stack.empty()) {
+    RETURN_IF_ERROR(charge());
     if (ens.node_count() > kMaxEmittedNodes) {
       return Unsupported(std::string(kPrefix) +
                          "the model is too large once its zero-as-missing splits are expanded; "
@@ -319,7 +358,8 @@ Result<Objective> ParseObjective(std::string_view s) {
 
 }  // namespace
 
-Result<ImportResult> Convert(const std::string& text) {
+Result<ImportResult> Convert(const std::string& text, const BoostingLimits& limits) {
+  AllocBudget budget("the LightGBM model", text.size(), limits);
   // Split into the header and the Tree= blocks; stop at "end of trees".
   KeyValues header;
   std::vector<KeyValues> blocks;
@@ -352,6 +392,7 @@ Result<ImportResult> Convert(const std::string& text) {
       if (!ParseOne(line.substr(5), &idx) || idx != blocks.size()) {
         return Bad("unexpected '" + Clip(line) + "' (trees must be numbered 0, 1, ...)");
       }
+      RETURN_IF_ERROR(Reserve(blocks, 1, budget));
       blocks.emplace_back();
       continue;
     }
@@ -359,7 +400,9 @@ Result<ImportResult> Convert(const std::string& text) {
     std::string_view key = eq == std::string_view::npos ? line : line.substr(0, eq);
     std::string_view value =
         eq == std::string_view::npos ? std::string_view() : line.substr(eq + 1);
-    (blocks.empty() ? header : blocks.back()).emplace_back(key, value);
+    KeyValues& into = blocks.empty() ? header : blocks.back();
+    RETURN_IF_ERROR(Reserve(into, 1, budget));
+    into.emplace_back(key, value);
   }
   if (first) return Bad("the file is empty");
   if (!ended) return Bad("the file is truncated (no 'end of trees' line)");
@@ -394,7 +437,7 @@ Result<ImportResult> Convert(const std::string& text) {
   for (size_t k = 0; k < blocks.size(); ++k) {
     ASSIGN_OR_RETURN(Tree t, ParseTree(blocks[k], k, num_features));
     RETURN_IF_ERROR(
-        EmitTree(t, static_cast<int64_t>(k % static_cast<size_t>(per_iter)), scale, ens));
+        EmitTree(t, static_cast<int64_t>(k % static_cast<size_t>(per_iter)), scale, ens, budget));
   }
   if (blocks.empty()) {
     for (int64_t g = 0; g < n_outputs; ++g) {

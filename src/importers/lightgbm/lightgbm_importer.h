@@ -19,12 +19,19 @@
 
 #include "core/status.h"
 #include "importers/importers.h"
+#include "importers/limits.h"
 
 namespace serveml::importers::lightgbm {
 
 // Errors: InvalidInput for malformed/hostile text or inconsistent trees (naming the tree and
 // field), Unsupported for categorical splits, linear trees and objectives outside the
 // supported set (naming them and what to do instead).
-Result<ImportResult> Convert(const std::string& text);
+//
+// Limits: the parsed lines, trees and emitted tree nodes are charged to an allocation budget
+// of min(alloc_factor * file size + alloc_slack, max_alloc_bytes) ("allocation budget" in
+// the message); a tree whose num_leaves is more than its leaf_value line can hold is refused
+// before anything is sized from it ("declared length"); more than 2^23 nodes after
+// expanding zero-as-missing splits is Unsupported.
+Result<ImportResult> Convert(const std::string& text, const BoostingLimits& limits = {});
 
 }  // namespace serveml::importers::lightgbm

@@ -6,6 +6,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cstdint>
 
 #include "importers/pickle/reader.h"
 
@@ -14,19 +15,48 @@ namespace {
 
 constexpr size_t kChunk = 1 << 16;
 
-size_t OutputLimit(size_t in, const ReaderLimits& limits) {
-  size_t by_ratio = in > limits.max_inflated_bytes / std::max<size_t>(limits.max_inflate_ratio, 1)
-                        ? limits.max_inflated_bytes
-                        : in * limits.max_inflate_ratio;
-  return std::min(limits.max_inflated_bytes, std::max<size_t>(by_ratio, 64u << 20));
+// The output bound of one decompression and which limit sets it.
+struct OutputLimit {
+  size_t bytes;
+  bool by_ratio;  // max(min_inflate_bytes, ratio x input) rather than max_inflated_bytes
+  size_t input;
+  size_t ratio;
+  size_t floor;
+};
+
+OutputLimit LimitFor(size_t in, const ReaderLimits& limits) {
+  const size_t ratio = std::max<size_t>(limits.max_inflate_ratio, 1);
+  const size_t by_ratio =
+      std::max<size_t>(in > SIZE_MAX / ratio ? SIZE_MAX : in * ratio, limits.min_inflate_bytes);
+  if (by_ratio < limits.max_inflated_bytes)
+    return {by_ratio, true, in, ratio, limits.min_inflate_bytes};
+  return {limits.max_inflated_bytes, false, in, ratio, limits.min_inflate_bytes};
 }
 
-Status TooBig(const char* what, size_t limit) {
-  return InvalidInput(std::string("the ") + what + " stream inflates to more than " +
-                      std::to_string(limit >> 20) + " MiB; refusing it");
+Status TooBig(const char* what, const OutputLimit& limit) {
+  std::string msg = std::string("the ") + what + " stream inflates to more than " +
+                    std::to_string(limit.bytes >> 20) + " MiB";
+  if (limit.by_ratio) {
+    msg += " (decompression ratio limit: " + std::to_string(limit.ratio) + " x the " +
+           std::to_string(limit.input) + "-byte file, at least " +
+           std::to_string(limit.floor >> 20) + " MiB)";
+  } else {
+    msg += " (decompressed size limit)";
+  }
+  return InvalidInput(msg + "; refusing it");
 }
 
-Result<std::string> Inflate(std::string_view in, bool gzip, size_t limit) {
+// Grows `out` by one chunk without letting its capacity run far past `limit` (plain
+// doubling could reserve twice the limit).
+void GrowChunk(std::string& out, size_t limit) {
+  const size_t need = out.size() + kChunk;
+  if (need > out.capacity()) {
+    out.reserve(std::max(need, std::min(out.capacity() * 2, limit + kChunk)));
+  }
+  out.resize(need);
+}
+
+Result<std::string> Inflate(std::string_view in, bool gzip, const OutputLimit& limit) {
   z_stream z{};
   if (inflateInit2(&z, gzip ? 15 + 16 : 15) != Z_OK) return Internal("zlib init failed");
   std::string out;
@@ -34,12 +64,12 @@ Result<std::string> Inflate(std::string_view in, bool gzip, size_t limit) {
   z.avail_in = static_cast<uInt>(std::min<size_t>(in.size(), UINT32_MAX));
   int rc = Z_OK;
   while (rc != Z_STREAM_END) {
-    if (out.size() >= limit) {
+    if (out.size() >= limit.bytes) {
       inflateEnd(&z);
       return TooBig(gzip ? "gzip" : "zlib", limit);
     }
     size_t old = out.size();
-    out.resize(old + kChunk);
+    GrowChunk(out, limit.bytes);
     z.next_out = reinterpret_cast<Bytef*>(out.data() + old);
     z.avail_out = kChunk;
     rc = inflate(&z, Z_NO_FLUSH);
@@ -58,7 +88,7 @@ Result<std::string> Inflate(std::string_view in, bool gzip, size_t limit) {
   return out;
 }
 
-Result<std::string> Bunzip(std::string_view in, size_t limit) {
+Result<std::string> Bunzip(std::string_view in, const OutputLimit& limit) {
   bz_stream b{};
   if (BZ2_bzDecompressInit(&b, 0, 0) != BZ_OK) return Internal("bz2 init failed");
   std::string out;
@@ -66,12 +96,12 @@ Result<std::string> Bunzip(std::string_view in, size_t limit) {
   b.avail_in = static_cast<unsigned>(std::min<size_t>(in.size(), UINT32_MAX));
   int rc = BZ_OK;
   while (rc != BZ_STREAM_END) {
-    if (out.size() >= limit) {
+    if (out.size() >= limit.bytes) {
       BZ2_bzDecompressEnd(&b);
       return TooBig("bz2", limit);
     }
     size_t old = out.size();
-    out.resize(old + kChunk);
+    GrowChunk(out, limit.bytes);
     b.next_out = out.data() + old;
     b.avail_out = kChunk;
     rc = BZ2_bzDecompress(&b);
@@ -89,7 +119,7 @@ Result<std::string> Bunzip(std::string_view in, size_t limit) {
   return out;
 }
 
-Result<std::string> Unxz(std::string_view in, bool alone, size_t limit) {
+Result<std::string> Unxz(std::string_view in, bool alone, const OutputLimit& limit) {
   lzma_stream s = LZMA_STREAM_INIT;
   const uint64_t memlimit = 256u << 20;
   lzma_ret rc = alone ? lzma_alone_decoder(&s, memlimit) : lzma_stream_decoder(&s, memlimit, 0);
@@ -99,12 +129,12 @@ Result<std::string> Unxz(std::string_view in, bool alone, size_t limit) {
   s.avail_in = in.size();
   const char* what = alone ? "lzma" : "xz";
   while (true) {
-    if (out.size() >= limit) {
+    if (out.size() >= limit.bytes) {
       lzma_end(&s);
       return TooBig(what, limit);
     }
     size_t old = out.size();
-    out.resize(old + kChunk);
+    GrowChunk(out, limit.bytes);
     s.next_out = reinterpret_cast<uint8_t*>(out.data() + old);
     s.avail_out = kChunk;
     rc = lzma_code(&s, s.avail_in == 0 ? LZMA_FINISH : LZMA_RUN);
@@ -131,7 +161,7 @@ bool Has(std::string_view b, std::string_view magic) { return b.substr(0, magic.
 Result<std::string> MaybeDecompress(std::string_view bytes, const ReaderLimits& limits,
                                     std::string* compression) {
   compression->clear();
-  const size_t limit = OutputLimit(bytes.size(), limits);
+  const OutputLimit limit = LimitFor(bytes.size(), limits);
   if (bytes.size() >= 2 && static_cast<uint8_t>(bytes[0]) == 0x78 &&
       ((static_cast<uint8_t>(bytes[0]) << 8) | static_cast<uint8_t>(bytes[1])) % 31 == 0) {
     *compression = "zlib";

@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <map>
 #include <unordered_map>
 
 #include "importers/pickle/allow_list.h"
@@ -11,7 +13,32 @@
 namespace serveml::importers::pickle {
 namespace {
 
+// What the budget is charged for each value, dict index entry, memo entry and per-dict
+// index (allocator overhead included).
 constexpr size_t kValueCost = sizeof(Value) + 16;
+constexpr size_t kIndexEntryCost = 96;
+constexpr size_t kIndexCost = 96;
+constexpr size_t kMemoEntryCost = 48;
+
+// The key of a str or int dict key, for the per-dict index that makes SETITEM(S) O(log n).
+struct DictKey {
+  Kind kind;
+  int64_t i;
+  std::string_view s;
+  bool operator<(const DictKey& o) const {
+    if (kind != o.kind) return kind < o.kind;
+    if (i != o.i) return i < o.i;
+    return s < o.s;
+  }
+};
+using DictIndex = std::map<DictKey, size_t>;  // key -> position in Value::entries
+
+// Bytes a copy of `d` holds (its fields' names and slots; field types are shared).
+size_t DTypeCost(const DTypeDesc& d) {
+  size_t n = sizeof(DTypeDesc) + d.fields.size() * sizeof(DTypeDesc::Field);
+  for (const auto& f : d.fields) n += f.name.size();
+  return n;
+}
 
 std::string Hex(uint8_t b) {
   static const char* d = "0123456789abcdef";
@@ -23,8 +50,10 @@ struct ReadState {
   std::string_view data;
   const ReaderLimits& limits;
   PickleTree* tree;
-  size_t budget;
-  size_t used = 0;
+  AllocBudget budget;
+  // The str/int keys of every dict (and dict subclass object) built so far. Keys point into
+  // the keys' own Values, which live as long as the tree.
+  std::unordered_map<const Value*, DictIndex> dict_index;
 };
 
 class Reader {
@@ -49,7 +78,7 @@ class Reader {
       RETURN_IF_ERROR(Step(op));
       if (stack_.size() + marks_.size() > st_.limits.max_stack) {
         return Error("the pickle stack grew past " + std::to_string(st_.limits.max_stack) +
-                     " entries");
+                     " entries (stack limit)");
       }
     }
   }
@@ -65,12 +94,17 @@ class Reader {
   }
 
   // ---- allocation accounting ---------------------------------------------------------
-  Status Charge(size_t bytes) {
-    st_.used += bytes;
-    if (st_.used > st_.budget) {
-      return InvalidInput("the pickle would need more than " + std::to_string(st_.budget >> 20) +
-                          " MiB to load, far more than its size justifies; refusing it");
-    }
+  Status Charge(size_t bytes) { return st_.budget.Charge(bytes); }
+  // Makes room for `extra` more elements in `v`, charging the capacity it adds (exactly what
+  // is needed for an empty vector, doubling otherwise) before allocating it.
+  template <typename T>
+  Status Reserve(std::vector<T>& v, size_t extra) {
+    if (extra > st_.budget.budget() / sizeof(T)) return Charge(SIZE_MAX);  // more than any budget
+    const size_t need = v.size() + extra;
+    if (need <= v.capacity()) return Status::Ok();
+    const size_t cap = std::max(need, v.capacity() * 2);
+    RETURN_IF_ERROR(Charge((cap - v.capacity()) * sizeof(T)));
+    v.reserve(cap);
     return Status::Ok();
   }
   Result<Value*> New(Kind kind) {
@@ -138,13 +172,13 @@ class Reader {
     if (child->depth + 1 > parent->depth) parent->depth = child->depth + 1;
     if (parent->depth > st_.limits.max_depth) {
       return Error("values are nested more than " + std::to_string(st_.limits.max_depth) +
-                   " levels deep");
+                   " levels deep (nesting depth limit)");
     }
     return Status::Ok();
   }
   Result<Value*> MakeSeq(Kind kind, const std::vector<Value*>& items) {
     ASSIGN_OR_RETURN(Value * v, New(kind));
-    RETURN_IF_ERROR(Charge(items.size() * sizeof(void*)));
+    RETURN_IF_ERROR(Reserve(v->items, items.size()));
     for (Value* it : items) {
       v->items.push_back(it);
       RETURN_IF_ERROR(Nest(v, it));
@@ -154,7 +188,7 @@ class Reader {
   Status Append(Value* list, const std::vector<Value*>& items) {
     // kObject: list subclasses (NEWOBJ, then APPENDS of their items).
     if (list->kind == Kind::kList || list->kind == Kind::kSet || list->kind == Kind::kObject) {
-      RETURN_IF_ERROR(Charge(items.size() * sizeof(void*)));
+      RETURN_IF_ERROR(Reserve(list->items, items.size()));
       for (Value* it : items) {
         list->items.push_back(it);
         RETURN_IF_ERROR(Nest(list, it));
@@ -163,28 +197,55 @@ class Reader {
     }
     return Error("APPEND/ADDITEMS to a " + list->TypeName() + ", which is not a list or set");
   }
-  Status SetItems(Value* dict, const std::vector<Value*>& kv) {
+  // dict[key] = value: a str or int key already present keeps its place and gets the new
+  // value (other keys are just appended). O(log n) through the dict's index.
+  Status SetItem(Value* dict, const Value* key, const Value* value) {
+    RETURN_IF_ERROR(Nest(dict, key));
+    RETURN_IF_ERROR(Nest(dict, value));
+    if (key->kind == Kind::kStr || key->kind == Kind::kInt) {
+      auto [slot, fresh] = st_.dict_index.try_emplace(dict);
+      if (fresh) RETURN_IF_ERROR(Charge(kIndexCost));
+      DictIndex& index = slot->second;
+      const DictKey k{key->kind, key->kind == Kind::kInt ? key->i : 0,
+                      key->kind == Kind::kStr ? std::string_view(key->s) : std::string_view()};
+      if (auto it = index.find(k); it != index.end()) {
+        dict->entries[it->second].second = value;
+        return Status::Ok();
+      }
+      RETURN_IF_ERROR(Charge(kIndexEntryCost));
+      index.emplace(k, dict->entries.size());
+    }
+    RETURN_IF_ERROR(Reserve(dict->entries, 1));
+    dict->entries.emplace_back(key, value);
+    return Status::Ok();
+  }
+  // dict[key] for a str key through the dict's index (O(log n), however often a large dict is
+  // looked up); nullptr when absent.
+  const Value* Lookup(const Value* dict, std::string_view key) const {
+    auto slot = st_.dict_index.find(dict);
+    if (slot == st_.dict_index.end()) return nullptr;
+    auto it = slot->second.find(DictKey{Kind::kStr, 0, key});
+    return it == slot->second.end() ? nullptr : dict->entries[it->second].second;
+  }
+  Status CheckDictTarget(const Value* dict) const {
     // kObject: dict subclasses (NEWOBJ, then SETITEMS).
     if (dict->kind != Kind::kDict && dict->kind != Kind::kObject) {
       return Error("SETITEM on a " + dict->TypeName());
     }
+    return Status::Ok();
+  }
+  Status SetItems(Value* dict, const std::vector<Value*>& kv) {
+    RETURN_IF_ERROR(CheckDictTarget(dict));
     if (kv.size() % 2) return Error("SETITEMS with an odd number of values");
-    RETURN_IF_ERROR(Charge(kv.size() * sizeof(void*)));
-    for (size_t i = 0; i < kv.size(); i += 2) {
-      RETURN_IF_ERROR(Nest(dict, kv[i]));
-      RETURN_IF_ERROR(Nest(dict, kv[i + 1]));
-      // Later keys replace earlier ones (string and int keys; others just append).
-      bool replaced = false;
-      if (kv[i]->kind == Kind::kStr || kv[i]->kind == Kind::kInt) {
-        for (auto& e : dict->entries) {
-          if (e.first->kind == kv[i]->kind && e.first->s == kv[i]->s && e.first->i == kv[i]->i) {
-            e.second = kv[i + 1];
-            replaced = true;
-            break;
-          }
-        }
-      }
-      if (!replaced) dict->entries.emplace_back(kv[i], kv[i + 1]);
+    for (size_t i = 0; i < kv.size(); i += 2) RETURN_IF_ERROR(SetItem(dict, kv[i], kv[i + 1]));
+    return Status::Ok();
+  }
+  // dict.update(src) for a dict `src` (which may be `dict` itself).
+  Status Update(Value* dict, const Value* src) {
+    RETURN_IF_ERROR(CheckDictTarget(dict));
+    for (size_t i = 0, n = src->entries.size(); i < n; ++i) {
+      const auto [k, v] = src->entries[i];
+      RETURN_IF_ERROR(SetItem(dict, k, v));
     }
     return Status::Ok();
   }
@@ -192,11 +253,16 @@ class Reader {
   // ---- memo --------------------------------------------------------------------------
   Status Put(uint64_t idx) {
     ASSIGN_OR_RETURN(Value * v, Top());
-    if (memo_.size() >= st_.limits.max_memo && !memo_.count(idx)) {
-      return Error("the memo grew past " + std::to_string(st_.limits.max_memo) + " entries");
+    if (auto it = memo_.find(idx); it != memo_.end()) {
+      it->second = v;
+      return Status::Ok();
     }
-    RETURN_IF_ERROR(Charge(48));
-    memo_[idx] = v;
+    if (memo_.size() >= st_.limits.max_memo) {
+      return Error("the memo grew past " + std::to_string(st_.limits.max_memo) +
+                   " entries (memo limit)");
+    }
+    RETURN_IF_ERROR(Charge(kMemoEntryCost));
+    memo_.emplace(idx, v);
     return Status::Ok();
   }
   Status Get(uint64_t idx) {
@@ -238,6 +304,7 @@ class Reader {
     GlobalKind k = ClassifyGlobal(module, name);
     if (k == GlobalKind::kRefused) return InvalidInput(RefusedGlobalMessage(module, name));
     ASSIGN_OR_RETURN(Value * g, New(Kind::kGlobal));
+    RETURN_IF_ERROR(Charge(module.size() + 1 + name.size()));
     g->s = std::string(module) + "." + std::string(name);
     g->i = static_cast<int64_t>(k);
     return Push(g);
@@ -248,6 +315,7 @@ class Reader {
 
   Result<Value*> MakeObject(const Value* cls, Value* args) {
     ASSIGN_OR_RETURN(Value * o, New(Kind::kObject));
+    RETURN_IF_ERROR(Charge(cls->s.size()));
     o->cls = cls->s;
     o->args = args;
     if (args) RETURN_IF_ERROR(Nest(o, args));
@@ -330,14 +398,24 @@ class Reader {
       if (elsize->i > (int64_t{1} << 30)) return Error("numpy dtype item size is absurd");
       d->itemsize = elsize->i;
     }
+    d->fields.clear();  // a repeated BUILD replaces the fields, as numpy does
     if (names->kind == Kind::kTuple && fields->kind == Kind::kDict) {
+      // The fields by name, so that looking up every name stays O(n log n).
+      RETURN_IF_ERROR(Charge(fields->entries.size() * kIndexEntryCost));
+      std::map<std::string_view, const Value*> by_name;
+      for (const auto& [k, v] : fields->entries) {
+        if (k->kind == Kind::kStr) by_name.emplace(k->s, v);
+      }
+      RETURN_IF_ERROR(Reserve(d->fields, names->items.size()));
       for (const Value* n : names->items) {
         if (n->kind != Kind::kStr) return Error("numpy dtype field name is not a string");
-        const Value* f = fields->Get(n->s);
+        auto found = by_name.find(n->s);
+        const Value* f = found == by_name.end() ? nullptr : found->second;
         if (!f || f->kind != Kind::kTuple || f->items.size() < 2 ||
             f->items[0]->kind != Kind::kDType || f->items[1]->kind != Kind::kInt) {
           return Error("numpy dtype field '" + n->s + "' is malformed");
         }
+        RETURN_IF_ERROR(Charge(n->s.size()));
         d->fields.push_back({n->s, f->items[0]->dtype, f->items[1]->i});
       }
     }
@@ -348,6 +426,7 @@ class Reader {
     if (v->kind == Kind::kInt) {
       *shape = {v->i};
     } else if (v->kind == Kind::kTuple || v->kind == Kind::kList) {
+      if (v->items.size() > 32) return false;
       shape->clear();
       for (const Value* d : v->items) {
         if (d->kind != Kind::kInt) return false;
@@ -384,6 +463,13 @@ class Reader {
       }
     }
     return out;
+  }
+
+  // Copies dtype `d` into array `a`, charging the copy.
+  Status SetArrayDType(NdArray* a, const DTypeDesc& d) {
+    RETURN_IF_ERROR(Charge(DTypeCost(d)));
+    a->dtype = d;
+    return Status::Ok();
   }
 
   Status SetArrayData(NdArray* a, bool fortran, std::string_view raw) {
@@ -423,7 +509,11 @@ class Reader {
                    " elements, expected " + std::to_string(a->numel()));
     }
     RETURN_IF_ERROR(Nest(owner, list));
-    a->objects = fortran && a->shape.size() > 1 ? FortranToC(list->items, a->shape) : list->items;
+    // A copy of the list's element slots (twice while a Fortran-ordered one is reordered):
+    // charged every time, however often the same list is used.
+    const bool reorder = fortran && a->shape.size() > 1;
+    RETURN_IF_ERROR(Charge(list->items.size() * sizeof(const Value*) * (reorder ? 2 : 1)));
+    a->objects = reorder ? FortranToC(list->items, a->shape) : list->items;
     return Status::Ok();
   }
 
@@ -441,12 +531,13 @@ class Reader {
     int64_t numel = 0;
     if (!ShapeOf(shape, &a->shape, &numel)) return Error("numpy array shape is malformed");
     if (dtype->kind != Kind::kDType) return Error("numpy array dtype is a " + dtype->TypeName());
-    a->dtype = *dtype->dtype;
+    RETURN_IF_ERROR(SetArrayDType(a, *dtype->dtype));
     const bool f = fortran->kind == Kind::kBool ? fortran->b : fortran->i != 0;
     if (a->dtype.kind == 'O') return SetArrayObjects(a, arr, f, raw);
     if (raw->kind == Kind::kBytes || raw->kind == Kind::kStr) {
       // Protocol 0/1 writers store bytes as a latin-1 str.
       if (raw->kind == Kind::kStr) {
+        RETURN_IF_ERROR(Charge(raw->s.size()));  // the latin-1 copy
         ASSIGN_OR_RETURN(std::string b, Latin1(raw->s));
         return SetArrayData(a, f, b);
       }
@@ -458,10 +549,10 @@ class Reader {
   // joblib: the array bytes follow the wrapper's BUILD in the stream.
   Result<Value*> ReadJoblibArray(const Value* state) {
     if (state->kind != Kind::kDict) return Error("joblib array wrapper state is not a dict");
-    const Value* shape = state->Get("shape");
-    const Value* dtype = state->Get("dtype");
-    const Value* order = state->Get("order");
-    const Value* align = state->Get("numpy_array_alignment_bytes");
+    const Value* shape = Lookup(state, "shape");
+    const Value* dtype = Lookup(state, "dtype");
+    const Value* order = Lookup(state, "order");
+    const Value* align = Lookup(state, "numpy_array_alignment_bytes");
     if (!shape || !dtype || dtype->kind != Kind::kDType) {
       return Error("joblib array wrapper lacks its shape or dtype");
     }
@@ -470,7 +561,7 @@ class Reader {
     NdArray* a = arr->array.get();
     int64_t numel = 0;
     if (!ShapeOf(shape, &a->shape, &numel)) return Error("joblib array shape is malformed");
-    a->dtype = *dtype->dtype;
+    RETURN_IF_ERROR(SetArrayDType(a, *dtype->dtype));
     const bool fortran = order && order->kind == Kind::kStr && order->s == "F";
     if (a->dtype.kind == 'O') {
       // A nested protocol pickle of the whole object array.
@@ -538,19 +629,29 @@ class Reader {
         if (a.size() < 2 || (a[1]->kind != Kind::kBytes && a[1]->kind != Kind::kStr)) {
           return Error("numpy scalar without its bytes");
         }
-        std::string raw = a[1]->s;
-        if (a[1]->kind == Kind::kStr) {
-          ASSIGN_OR_RETURN(raw, Latin1(a[1]->s));
+        if (d.itemsize <= 0 || a[1]->s.size() < static_cast<size_t>(d.itemsize) ||
+            a[1]->s.size() > static_cast<size_t>(d.itemsize) * 2) {
+          return Error("numpy scalar of dtype " + d.Name() + " has " +
+                       std::to_string(a[1]->s.size()) + " bytes");
         }
+        // Only the scalar's kind, size and byte order matter here (no field copies).
         NdArray tmp;
-        tmp.dtype = d;
+        tmp.dtype.kind = d.kind;
+        tmp.dtype.itemsize = d.itemsize;
+        tmp.dtype.big_endian = d.big_endian;
         tmp.shape = {};
-        if (d.itemsize <= 0 || raw.size() != static_cast<size_t>(d.itemsize)) {
-          return Error("numpy scalar of dtype " + d.Name() + " has " + std::to_string(raw.size()) +
-                       " bytes");
+        RETURN_IF_ERROR(Charge(a[1]->s.size()));
+        if (a[1]->kind == Kind::kStr) {
+          ASSIGN_OR_RETURN(tmp.data, Latin1(a[1]->s));
+        } else {
+          tmp.data = a[1]->s;
         }
-        tmp.data = raw;
+        if (tmp.data.size() != static_cast<size_t>(d.itemsize)) {
+          return Error("numpy scalar of dtype " + d.Name() + " has " +
+                       std::to_string(tmp.data.size()) + " bytes");
+        }
         if (d.kind == 'U' || d.kind == 'S') {
+          RETURN_IF_ERROR(Charge(tmp.data.size()));  // the decoded string
           ASSIGN_OR_RETURN(auto strs, tmp.ToStrings());
           ASSIGN_OR_RETURN(Value * v, New(Kind::kStr));
           v->s = strs.at(0);
@@ -579,7 +680,7 @@ class Reader {
         }
         ASSIGN_OR_RETURN(Value * v, New(Kind::kNdArray));
         v->array = std::make_shared<NdArray>();
-        v->array->dtype = *a[1]->dtype;
+        RETURN_IF_ERROR(SetArrayDType(v->array.get(), *a[1]->dtype));
         int64_t numel = 0;
         if (!ShapeOf(a[2], &v->array->shape, &numel))
           return Error("numpy _frombuffer shape is malformed");
@@ -594,8 +695,8 @@ class Reader {
           return Error("_codecs.encode with encoding '" + arg(1)->s + "'");
         }
         ASSIGN_OR_RETURN(Value * v, New(Kind::kBytes));
+        RETURN_IF_ERROR(Charge(arg(0)->s.size()));  // latin-1 is never longer than UTF-8
         ASSIGN_OR_RETURN(v->s, Latin1(arg(0)->s));
-        RETURN_IF_ERROR(Charge(v->s.size()));
         return v;
       }
       case GlobalKind::kCopyregReconstructor: {
@@ -615,6 +716,8 @@ class Reader {
               arg(0)->kind != Kind::kSet) {
             return Error("set() of a " + arg(0)->TypeName());
           }
+          // A copy of the container's element slots, charged every time it is made.
+          RETURN_IF_ERROR(Reserve(v->items, arg(0)->items.size()));
           for (const Value* it : arg(0)->items) v->items.push_back(it);
           RETURN_IF_ERROR(Nest(v, arg(0)));
         }
@@ -623,14 +726,15 @@ class Reader {
       case GlobalKind::kBuiltinBytes: {
         ASSIGN_OR_RETURN(Value * v, New(Kind::kBytes));
         if (arg(0)) {
-          if (arg(0)->kind == Kind::kBytes) {
-            v->s = arg(0)->s;
-          } else if (arg(0)->kind == Kind::kStr) {
-            ASSIGN_OR_RETURN(v->s, Latin1(arg(0)->s));
-          } else {
+          if (arg(0)->kind != Kind::kBytes && arg(0)->kind != Kind::kStr) {
             return Error("bytes() of a " + arg(0)->TypeName());
           }
-          RETURN_IF_ERROR(Charge(v->s.size()));
+          RETURN_IF_ERROR(Charge(arg(0)->s.size()));  // the copy, charged before it is made
+          if (arg(0)->kind == Kind::kBytes) {
+            v->s = arg(0)->s;
+          } else {
+            ASSIGN_OR_RETURN(v->s, Latin1(arg(0)->s));
+          }
         }
         return v;
       }
@@ -638,15 +742,12 @@ class Reader {
         ASSIGN_OR_RETURN(Value * v, New(Kind::kDict));
         if (arg(0)) {
           if (arg(0)->kind != Kind::kList) return Error("OrderedDict() of a " + arg(0)->TypeName());
-          std::vector<Value*> kv;
           for (const Value* p : arg(0)->items) {
             if ((p->kind != Kind::kTuple && p->kind != Kind::kList) || p->items.size() != 2) {
               return Error("OrderedDict() item is not a pair");
             }
-            kv.push_back(const_cast<Value*>(p->items[0]));
-            kv.push_back(const_cast<Value*>(p->items[1]));
+            RETURN_IF_ERROR(SetItem(v, p->items[0], p->items[1]));
           }
-          RETURN_IF_ERROR(SetItems(v, kv));
         }
         return v;
       }
@@ -683,18 +784,20 @@ class Reader {
             state->items[0]->kind == Kind::kDict) {
           state = const_cast<Value*>(state->items[0]);
         }
+        // A later BUILD with a dict state updates the instance dict (instance.__dict__.update)
+        // into a fresh dict: a charged copy each time, so repeating it cannot be free.
+        if (obj->state && obj->state->kind == Kind::kDict && state->kind == Kind::kDict) {
+          ASSIGN_OR_RETURN(Value * merged, New(Kind::kDict));
+          RETURN_IF_ERROR(Update(merged, obj->state));
+          RETURN_IF_ERROR(Update(merged, state));
+          obj->state = merged;
+          return Nest(obj, merged);
+        }
         obj->state = state;
         return Nest(obj, state);
       }
       case Kind::kDict:
-        if (state->kind == Kind::kDict) {
-          std::vector<Value*> kv;
-          for (auto& [k, v] : state->entries) {
-            kv.push_back(const_cast<Value*>(k));
-            kv.push_back(const_cast<Value*>(v));
-          }
-          return SetItems(obj, kv);
-        }
+        if (state->kind == Kind::kDict) return Update(obj, state);
         break;
       default:
         break;
@@ -1012,7 +1115,14 @@ Result<PickleTree> ReadPickle(std::string_view bytes, const ReaderLimits& limits
         "(protocol 2 or newer)");
   }
   PickleTree tree;
-  ReadState st{data, limits, &tree, data.size() * limits.alloc_factor + limits.alloc_slack};
+  ReadState st{data,
+               limits,
+               &tree,
+               AllocBudget("the pickle", data.size(), limits.alloc_factor, limits.alloc_slack,
+                           limits.max_alloc_bytes),
+               {}};
+  // The decompressed stream is held for the whole read.
+  if (!compression.empty()) RETURN_IF_ERROR(st.budget.Charge(inflated.size()));
   Reader reader(&st);
   size_t pos = 0;
   ASSIGN_OR_RETURN(Value * root, reader.Parse(&pos));

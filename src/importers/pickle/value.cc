@@ -194,6 +194,18 @@ Result<std::vector<std::string>> NdArray::ToStrings() const {
     }
     return out;
   }
+  if (dtype.kind == 'S' || dtype.kind == 'U') {
+    // Each element becomes a std::string: for 1-byte items that is ~32x the array's bytes,
+    // so the copy is bounded like the reader's own budget (8 x the data + 64 MiB).
+    constexpr size_t kSlack = size_t{64} << 20;
+    const size_t need = static_cast<size_t>(n) * sizeof(std::string);
+    if (need > data.size() * 8 + kSlack) {
+      return InvalidInput("a string array of " + std::to_string(n) + " elements would need " +
+                          std::to_string(need >> 20) +
+                          " MiB as strings, more than its allocation budget; refusing it");
+    }
+    out.reserve(static_cast<size_t>(n));
+  }
   if (dtype.kind == 'S') {
     for (int64_t i = 0; i < n; ++i) {
       std::string s(data.data() + i * dtype.itemsize, static_cast<size_t>(dtype.itemsize));

@@ -56,6 +56,8 @@ struct NdArray {
   // One field of a structured array as doubles (ints widened), numel values.
   Result<std::vector<double>> FieldAsDoubles(std::string_view field) const;
   // Elements of a 'U' or 'S' array, or of an object array whose elements are all str/bytes.
+  // InvalidInput naming the "allocation budget" when a 'U'/'S' array's strings would take
+  // more than 8 x its bytes + 64 MiB (many tiny items).
   Result<std::vector<std::string>> ToStrings() const;
 };
 

@@ -1,8 +1,10 @@
 #include "importers/xgboost/json_value.h"
 
+#include <algorithm>
 #include <bit>
 #include <charconv>
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 
@@ -20,24 +22,58 @@ const Value* Value::Find(std::string_view key) const {
 
 namespace {
 
-// Appends `v` to array `arr`, keeping the all-numbers representation while it holds.
-void AppendToArray(Value& arr, Value&& v) {
-  if (arr.items.empty() && v.kind == Value::Kind::kNumber) {
-    arr.numbers.push_back(v.number);
-    return;
+// The allocation accounting both readers share (and a nested 'H' number parse with them).
+class Budgeted {
+ protected:
+  explicit Budgeted(AllocBudget* budget) : budget_(budget) {}
+
+  Status Charge(size_t bytes) { return budget_->Charge(bytes); }
+  // Makes room for `extra` more elements, charging the capacity it adds before allocating.
+  template <typename T>
+  Status Reserve(std::vector<T>& v, size_t extra) {
+    if (extra > budget_->budget() / sizeof(T)) return Charge(SIZE_MAX);  // more than any budget
+    const size_t need = v.size() + extra;
+    if (need <= v.capacity()) return Status::Ok();
+    const size_t cap = std::max(need, v.capacity() * 2);
+    RETURN_IF_ERROR(Charge((cap - v.capacity()) * sizeof(T)));
+    v.reserve(cap);
+    return Status::Ok();
   }
-  if (!arr.numbers.empty()) {
-    arr.items.reserve(arr.numbers.size() + 1);
-    for (double d : arr.numbers) {
-      Value n;
-      n.kind = Value::Kind::kNumber;
-      n.number = d;
-      arr.items.push_back(std::move(n));
+
+  // Appends `v` to array `arr`, keeping the all-numbers representation while it holds.
+  Status AppendToArray(Value& arr, Value&& v) {
+    if (arr.items.empty() && v.kind == Value::Kind::kNumber) {
+      RETURN_IF_ERROR(Reserve(arr.numbers, 1));
+      arr.numbers.push_back(v.number);
+      return Status::Ok();
     }
-    arr.numbers.clear();
-    arr.numbers.shrink_to_fit();
+    if (!arr.numbers.empty()) {
+      RETURN_IF_ERROR(Reserve(arr.items, arr.numbers.size() + 1));
+      for (double d : arr.numbers) {
+        Value n;
+        n.kind = Value::Kind::kNumber;
+        n.number = d;
+        arr.items.push_back(std::move(n));
+      }
+      arr.numbers.clear();
+      arr.numbers.shrink_to_fit();
+    }
+    RETURN_IF_ERROR(Reserve(arr.items, 1));
+    arr.items.push_back(std::move(v));
+    return Status::Ok();
   }
-  arr.items.push_back(std::move(v));
+  Status AddMember(Value& obj, std::string&& key, Value&& v) {
+    RETURN_IF_ERROR(Reserve(obj.members, 1));
+    obj.members.emplace_back(std::move(key), std::move(v));
+    return Status::Ok();
+  }
+
+  AllocBudget* budget_;
+};
+
+Status NestingError(const std::string& prefix) {
+  return InvalidInput(prefix + "nesting deeper than " + std::to_string(kMaxJsonDepth) +
+                      " (nesting depth limit)");
 }
 
 // Reads a decimal number token: integers exactly (as double), reals as float32 (see header).
@@ -71,9 +107,9 @@ bool ParseDecimal(std::string_view tok, double* out) {
   return true;
 }
 
-class JsonParser {
+class JsonParser : Budgeted {
  public:
-  explicit JsonParser(std::string_view s) : s_(s) {}
+  JsonParser(std::string_view s, AllocBudget* budget) : Budgeted(budget), s_(s) {}
 
   Result<Value> Parse() {
     Value v;
@@ -106,13 +142,14 @@ class JsonParser {
     if (pos_ >= s_.size()) return Error("unexpected end of input");
     char c = s_[pos_];
     if (c == '{' || c == '[') {
-      if (depth >= kMaxJsonDepth)
-        return Error("nesting deeper than " + std::to_string(kMaxJsonDepth));
+      if (depth >= kMaxJsonDepth) {
+        return NestingError("malformed JSON at byte " + std::to_string(pos_) + ": ");
+      }
       return c == '{' ? ParseObject(v, depth + 1) : ParseArray(v, depth + 1);
     }
     if (c == '"') {
       v.kind = Value::Kind::kString;
-      return ParseString(v.str);
+      return ParseString(v.str);  // charged by ParseString
     }
     if (Consume("true")) {
       v.kind = Value::Kind::kBool;
@@ -191,7 +228,13 @@ class JsonParser {
     return Status::Ok();
   }
 
+  // Reads a string into `out`, charging its size. Each output byte consumes at least one
+  // input byte, so the string is bounded by the input before it is charged.
   Status ParseString(std::string& out) {
+    RETURN_IF_ERROR(ParseStringBody(out));
+    return Charge(out.capacity());
+  }
+  Status ParseStringBody(std::string& out) {
     ++pos_;  // opening quote
     while (true) {
       if (pos_ >= s_.size()) return Error("unterminated string");
@@ -258,7 +301,7 @@ class JsonParser {
     while (true) {
       Value item;
       RETURN_IF_ERROR(ParseValue(item, depth));
-      AppendToArray(v, std::move(item));
+      RETURN_IF_ERROR(AppendToArray(v, std::move(item)));
       SkipWs();
       if (pos_ >= s_.size()) return Error("unterminated array");
       char c = s_[pos_++];
@@ -285,7 +328,7 @@ class JsonParser {
       ++pos_;
       Value item;
       RETURN_IF_ERROR(ParseValue(item, depth));
-      v.members.emplace_back(std::move(key), std::move(item));
+      RETURN_IF_ERROR(AddMember(v, std::move(key), std::move(item)));
       SkipWs();
       if (pos_ >= s_.size()) return Error("unterminated object");
       char c = s_[pos_++];
@@ -298,9 +341,9 @@ class JsonParser {
   size_t pos_ = 0;
 };
 
-class UbjsonParser {
+class UbjsonParser : Budgeted {
  public:
-  explicit UbjsonParser(std::string_view s) : s_(s) {}
+  UbjsonParser(std::string_view s, AllocBudget* budget) : Budgeted(budget), s_(s) {}
 
   Result<Value> Parse() {
     Value v;
@@ -411,6 +454,7 @@ class UbjsonParser {
   Status ReadString(std::string* out) {
     size_t n = 0;
     RETURN_IF_ERROR(ReadCount(1, &n));
+    RETURN_IF_ERROR(Charge(n));
     out->assign(s_.data() + pos_, n);
     pos_ += n;
     return Status::Ok();
@@ -479,15 +523,16 @@ class UbjsonParser {
       case 'H': {
         std::string text;
         RETURN_IF_ERROR(ReadString(&text));
-        auto parsed = ParseJson(text);
+        auto parsed = JsonParser(text, budget_).Parse();
         if (!parsed.ok() || !parsed->is_number()) return Error("bad high-precision number");
         v = std::move(parsed).value();
         return Status::Ok();
       }
       case '[':
       case '{':
-        if (depth >= kMaxJsonDepth)
-          return Error("nesting deeper than " + std::to_string(kMaxJsonDepth));
+        if (depth >= kMaxJsonDepth) {
+          return NestingError("malformed UBJSON at byte " + std::to_string(pos_) + ": ");
+        }
         return m == '[' ? ReadArray(v, depth + 1) : ReadObject(v, depth + 1);
       default:
         return Error(std::string("unknown marker '") + Printable(m) + "'");
@@ -530,7 +575,7 @@ class UbjsonParser {
     RETURN_IF_ERROR(ReadContainerHeader(&type, &counted, &count, false));
     if (counted && type != 0 && type != 'C' && type != 'S' && type != 'H') {
       // Fast path: a typed numeric array.
-      v.numbers.reserve(count);
+      RETURN_IF_ERROR(Reserve(v.numbers, count));
       for (size_t k = 0; k < count; ++k) {
         Value item;
         RETURN_IF_ERROR(ReadTyped(type, item));
@@ -548,7 +593,7 @@ class UbjsonParser {
         if (!counted && m == ']') return Status::Ok();
         RETURN_IF_ERROR(ReadValue(m, item, depth));
       }
-      AppendToArray(v, std::move(item));
+      RETURN_IF_ERROR(AppendToArray(v, std::move(item)));
     }
     return Status::Ok();
   }
@@ -565,6 +610,7 @@ class UbjsonParser {
       if (!counted && m == '}') return Status::Ok();
       size_t n = 0;
       RETURN_IF_ERROR(ReadCountPayload(m, 1, &n));
+      RETURN_IF_ERROR(Charge(n));
       std::string key(s_.data() + pos_, n);
       pos_ += n;
       Value item;
@@ -575,7 +621,7 @@ class UbjsonParser {
         RETURN_IF_ERROR(ReadMarker(&vm));
         RETURN_IF_ERROR(ReadValue(vm, item, depth));
       }
-      v.members.emplace_back(std::move(key), std::move(item));
+      RETURN_IF_ERROR(AddMember(v, std::move(key), std::move(item)));
     }
     return Status::Ok();
   }
@@ -586,8 +632,14 @@ class UbjsonParser {
 
 }  // namespace
 
-Result<Value> ParseJson(std::string_view text) { return JsonParser(text).Parse(); }
+Result<Value> ParseJson(std::string_view text, const BoostingLimits& limits) {
+  AllocBudget budget("the JSON document", text.size(), limits);
+  return JsonParser(text, &budget).Parse();
+}
 
-Result<Value> ParseUbjson(std::string_view bytes) { return UbjsonParser(bytes).Parse(); }
+Result<Value> ParseUbjson(std::string_view bytes, const BoostingLimits& limits) {
+  AllocBudget budget("the UBJSON document", bytes.size(), limits);
+  return UbjsonParser(bytes, &budget).Parse();
+}
 
 }  // namespace serveml::importers::xgboost

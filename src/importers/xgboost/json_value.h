@@ -3,6 +3,14 @@
 // hostile: nesting depth, string and container sizes are checked against the input before
 // anything is allocated, and every failure is an InvalidInput naming the byte offset.
 //
+// Allocation budget: every value slot, number, string and member name the tree holds is
+// charged (before it is allocated) to a budget of min(alloc_factor * input size +
+// alloc_slack, max_alloc_bytes) from BoostingLimits (importers/limits.h). A document of
+// tiny values (`[null,null,...]`, UBJSON `[ZZZ...]`, each ~1 byte of input but a whole
+// Value of memory) therefore fails with "allocation budget" instead of growing ~100x its
+// size. Limit messages name their limit: "nesting depth limit", "declared length" (a UBJSON
+// count or length larger than the rest of the input can hold), "allocation budget".
+//
 // Numbers: XGBoost stores every real as float32, so a JSON number with a fraction or an
 // exponent is read as the nearest float32 (exactly what XGBoost wrote) and integers exactly
 // up to 2^53. Arrays whose elements are all numbers are kept compactly in `numbers`.
@@ -17,6 +25,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "importers/limits.h"
 
 namespace serveml::importers::xgboost {
 
@@ -56,13 +65,13 @@ struct JsonMember {
 inline constexpr int kMaxJsonDepth = 64;
 
 // Parses a JSON text (RFC 8259, plus the NaN/Infinity/-Infinity tokens XGBoost may write).
-// Errors: InvalidInput naming the offset.
-Result<Value> ParseJson(std::string_view text);
+// Errors: InvalidInput naming the offset, or the limit hit.
+Result<Value> ParseJson(std::string_view text, const BoostingLimits& limits = {});
 
 // Parses a UBJSON document (draft 12 as XGBoost writes it: typed and counted containers,
 // big-endian numbers; the 'H' high-precision type is read as a decimal number).
 // Errors: InvalidInput naming the offset (truncation, unknown markers, declared sizes larger
-// than the remaining input, nesting deeper than kMaxJsonDepth).
-Result<Value> ParseUbjson(std::string_view bytes);
+// than the remaining input, nesting deeper than kMaxJsonDepth, the allocation budget).
+Result<Value> ParseUbjson(std::string_view bytes, const BoostingLimits& limits = {});
 
 }  // namespace serveml::importers::xgboost

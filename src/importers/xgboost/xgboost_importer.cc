@@ -227,7 +227,7 @@ Status AddTree(const Value& t, size_t index, int64_t group, double weight, const
   return Status::Ok();
 }
 
-Result<Value> ParseModelBytes(const std::string& bytes) {
+Result<Value> ParseModelBytes(const std::string& bytes, const BoostingLimits& limits) {
   size_t i = 0;
   while (i < bytes.size() &&
          (bytes[i] == ' ' || bytes[i] == '\n' || bytes[i] == '\r' || bytes[i] == '\t'))
@@ -243,15 +243,16 @@ Result<Value> ParseModelBytes(const std::string& bytes) {
          (bytes[j] == ' ' || bytes[j] == '\n' || bytes[j] == '\r' || bytes[j] == '\t'))
     ++j;
   bool json = j > i + 1 || j >= bytes.size() || bytes[j] == '"' || bytes[j] == '}';
-  auto parsed = json ? ParseJson(bytes) : ParseUbjson(std::string_view(bytes).substr(i));
+  auto parsed =
+      json ? ParseJson(bytes, limits) : ParseUbjson(std::string_view(bytes).substr(i), limits);
   if (!parsed.ok()) return Bad(parsed.status().message());
   return parsed;
 }
 
 }  // namespace
 
-Result<ImportResult> Convert(const std::string& bytes) {
-  ASSIGN_OR_RETURN(Value root, ParseModelBytes(bytes));
+Result<ImportResult> Convert(const std::string& bytes, const BoostingLimits& limits) {
+  ASSIGN_OR_RETURN(Value root, ParseModelBytes(bytes, limits));
   if (!root.is_object()) return Bad("the document is not an object");
   ImportResult result;
   if (const Value* ver = root.Find("version"); ver && ver->is_array() && ver->numbers.size() == 3) {

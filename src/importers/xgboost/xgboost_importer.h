@@ -16,12 +16,15 @@
 
 #include "core/status.h"
 #include "importers/importers.h"
+#include "importers/limits.h"
 
 namespace serveml::importers::xgboost {
 
 // Errors: InvalidInput for malformed/hostile bytes or inconsistent trees (naming the field),
 // Unsupported for objectives, boosters (gblinear), categorical splits, multi-output trees and
-// the legacy binary format, each naming what to do instead.
-Result<ImportResult> Convert(const std::string& bytes);
+// the legacy binary format, each naming what to do instead. The document tree is read under
+// `limits` (json_value.h: "allocation budget", "nesting depth limit", "declared length");
+// everything built after it is proportional to the trees it holds.
+Result<ImportResult> Convert(const std::string& bytes, const BoostingLimits& limits = {});
 
 }  // namespace serveml::importers::xgboost

@@ -238,6 +238,56 @@ TEST(LightgbmImporter, InconsistentModelsAreInvalidInput) {
   }
 }
 
+// A chain of `depth` zero-as-missing splits at threshold 0, each with the default child on
+// the left: expanding each split copies its left subtree twice, so the graph would double
+// per level (2^depth nodes from a file of a few hundred bytes).
+std::string DoublingChain(int depth) {
+  std::string sf, th, dt, lc, rc, lv;
+  for (int i = 0; i < depth; ++i) {
+    const char* sep = i ? " " : "";
+    sf += sep + std::string("0");
+    th += sep + std::string("0");
+    dt += sep + std::string("6");  // missing type Zero, default left
+    lc += sep + std::to_string(i + 1 < depth ? i + 1 : -1);
+    rc += sep + std::to_string(-(i + 2));
+  }
+  for (int i = 0; i <= depth; ++i) lv += (i ? " " : "") + std::to_string(i);
+  return "tree\nversion=v4\nnum_class=1\nnum_tree_per_iteration=1\nlabel_index=0\n"
+         "max_feature_idx=2\nobjective=regression\n\nTree=0\nnum_leaves=" +
+         std::to_string(depth + 1) + "\nnum_cat=0\nsplit_feature=" + sf + "\nthreshold=" + th +
+         "\ndecision_type=" + dt + "\nleft_child=" + lc + "\nright_child=" + rc +
+         "\nleaf_value=" + lv + "\nshrinkage=1\n\nend of trees\n";
+}
+
+TEST(LightgbmLimits, ZeroAsMissingExpansionHitsTheAllocationBudget) {
+  ASSERT_TRUE(Convert(DoublingChain(4)).ok());  // 2^4-ish nodes: fine
+  const std::string text = DoublingChain(40);
+  EXPECT_LT(text.size(), 1000u);
+  auto r = Convert(text);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.status().code(), Code::kInvalidInput);
+  EXPECT_NE(r.status().message().find("allocation budget"), std::string::npos)
+      << r.status().message();
+}
+
+TEST(LightgbmLimits, HugeDeclaredCountsNameTheirLimit) {
+  auto r = Convert(Replace(kLgbText, "num_leaves=4", "num_leaves=16777216"));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("declared length"), std::string::npos)
+      << r.status().message();
+
+  // Many lines of one character each are charged as parsed.
+  BoostingLimits tight;
+  tight.alloc_factor = 1;
+  tight.alloc_slack = 1 << 16;
+  std::string lines = "tree\n";
+  for (int k = 0; k < 100000; ++k) lines += "x\n";
+  auto l = Convert(lines + "end of trees\n", tight);
+  ASSERT_FALSE(l.ok());
+  EXPECT_NE(l.status().message().find("allocation budget"), std::string::npos)
+      << l.status().message();
+}
+
 TEST(LightgbmImporter, EveryTruncationIsRejectedOrHarmless) {
   const std::string full = kLgbText;
   const size_t end = full.find("end of trees") + std::string("end of trees").size();

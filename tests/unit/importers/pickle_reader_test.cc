@@ -427,7 +427,265 @@ TEST(PickleHostile, MemoAndAllocationLimits) {
   for (int k = 0; k < 200000; ++k) r.str("abcdefgh");
   auto t3 = ReadPickle(r.tuple().done(), small);
   ASSERT_FALSE(t3.ok());
-  EXPECT_NE(t3.status().message().find("MiB"), std::string::npos) << t3.status().message();
+  EXPECT_NE(t3.status().message().find("allocation budget"), std::string::npos)
+      << t3.status().message();
+}
+
+// ---- amplification: each class of file that makes the reader create far more than it
+// reads must hit the limit named in the message ---------------------------------------------
+
+std::string Msg(const Result<PickleTree>& t) {
+  return t.ok() ? std::string("<loaded>") : t.status().message();
+}
+#define EXPECT_LIMIT(t, fragment)                                          \
+  do {                                                                     \
+    ASSERT_FALSE((t).ok()) << "expected the " << (fragment) << " to fire"; \
+    EXPECT_EQ((t).status().code(), Code::kInvalidInput);                   \
+    EXPECT_NE(Msg(t).find(fragment), std::string::npos) << Msg(t);         \
+  } while (0)
+
+// A list of `n` references to one int: ( K DUP*(n-1) l, left on the stack.
+P& DupList(P& p, int n) {
+  p.mark().i(1);
+  for (int k = 1; k < n; ++k) p.op('2');
+  return p.op('l');
+}
+
+// BINGET of memo slot `idx` (< 256).
+P& Get(P& p, int idx) { return p.op('h').op(static_cast<uint8_t>(idx)); }
+
+TEST(PickleAmplification, SetOfALargeListRepeatedHitsTheBudget) {
+  // set(L) for a 50 000-element L, 300 000 times: ~2 MB of input, ~120 GB if each copy were
+  // free. Every copy is charged, so the budget stops it early.
+  P p;
+  p.global("builtins", "set").memoize().op('0');  // memo 0: set
+  DupList(p, 50000).memoize().op('0');            // memo 1: L
+  for (int k = 0; k < 300000; ++k) {
+    Get(p, 0);
+    Get(p, 1).tuple1().reduce().op('0');
+  }
+  const std::string bytes = p.none().done();
+  EXPECT_GT(bytes.size(), size_t{2} << 20);
+  auto t = ReadPickle(bytes);
+  EXPECT_LIMIT(t, "allocation budget");
+
+  // One such copy is fine.
+  P one;
+  one.global("builtins", "set");
+  DupList(one, 50000).tuple1().reduce();
+  auto ok = ReadPickle(one.done());
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(Root(ok)->kind, Kind::kSet);
+  EXPECT_EQ(Root(ok)->items.size(), 50000u);
+}
+
+TEST(PickleAmplification, OrderedDictOfALargePairListRepeatedHitsTheBudget) {
+  P p;
+  p.global("collections", "OrderedDict").memoize().op('0');  // memo 0
+  p.mark();
+  for (int k = 0; k < 20000; ++k) p.i(k).i(k).tuple2();
+  p.op('l').memoize().op('0');  // memo 1: [(0, 0), (1, 1), ...]
+  for (int k = 0; k < 100000; ++k) {
+    Get(p, 0);
+    Get(p, 1).tuple1().reduce().op('0');
+  }
+  auto t = ReadPickle(p.none().done());
+  EXPECT_LIMIT(t, "allocation budget");
+}
+
+TEST(PickleAmplification, NumpyObjectArrayBuiltFromOneListRepeatedHitsTheBudget) {
+  // _reconstruct(ndarray, (0,), b'b'), then BUILD with an object-dtype state over a large
+  // list, again and again: each BUILD copies the list's element slots.
+  P p;
+  p.global("numpy._core.multiarray", "_reconstruct").global("numpy", "ndarray");
+  p.i(0).tuple1().bin("b").tuple3().reduce();
+  p.mark().i(1).i(100000).tuple1().dtype("O").boolean(false);
+  DupList(p, 100000).tuple().memoize();  // memo 0: the state
+  p.build();
+  for (int k = 0; k < 200000; ++k) Get(p, 0).build();
+  auto t = ReadPickle(p.done());
+  EXPECT_LIMIT(t, "allocation budget");
+}
+
+TEST(PickleAmplification, DupFloodHitsTheStackLimitAndItsCopiesAreCharged) {
+  P p;
+  p.none();
+  for (int k = 0; k < (1 << 20) + 10; ++k) p.op('2');
+  auto t = ReadPickle(p.done());
+  EXPECT_LIMIT(t, "stack limit");
+
+  // DUP is free until something copies what it pushed: the LIST below holds 200 000 slots
+  // (1.6 MB) built from 200 KB of input, over a budget of 1 x input + 1 MiB.
+  ReaderLimits tight;
+  tight.alloc_factor = 1;
+  tight.alloc_slack = 1 << 20;
+  P q;
+  DupList(q, 200000);
+  auto t2 = ReadPickle(q.done(), tight);
+  EXPECT_LIMIT(t2, "allocation budget");
+}
+
+TEST(PickleAmplification, MemoFanOutCopiedByAReconstructorHitsTheBudget) {
+  // One 1 MB bytes value in the memo, copied by bytes() 10 000 times (5 bytes each).
+  P p;
+  p.global("builtins", "bytes").memoize().op('0');     // memo 0
+  p.bin(std::string(1 << 20, 'x')).memoize().op('0');  // memo 1
+  for (int k = 0; k < 10000; ++k) {
+    Get(p, 0);
+    Get(p, 1).tuple1().reduce().op('0');
+  }
+  auto t = ReadPickle(p.none().done());
+  EXPECT_LIMIT(t, "allocation budget");
+
+  // A dtype with 5 000 named fields in the memo, copied into 50 000 arrays by _frombuffer.
+  P f;
+  f.global("numpy", "dtype").str("V8").boolean(false).boolean(true).tuple3().reduce();
+  f.mark().i(3).str("|").none().mark();
+  for (int k = 0; k < 5000; ++k) f.str("field_with_a_long_name_" + std::to_string(k));
+  f.tuple().empty_dict().mark();
+  for (int k = 0; k < 5000; ++k) {
+    f.str("field_with_a_long_name_" + std::to_string(k)).dtype("f8").i(0).tuple2();
+  }
+  f.setitems().i(8).i(1).i(0).tuple().build().memoize().op('0');     // memo 0: the dtype
+  f.global("numpy._core.numeric", "_frombuffer").memoize().op('0');  // memo 1
+  f.bin(std::string(8, '\0')).memoize().op('0');                     // memo 2
+  for (int k = 0; k < 50000; ++k) {
+    Get(f, 1).mark();
+    Get(f, 2);
+    Get(f, 0).i(1).tuple1().str("C").tuple().reduce().op('0');
+  }
+  auto t2 = ReadPickle(f.none().done());
+  EXPECT_LIMIT(t2, "allocation budget");
+}
+
+TEST(PickleAmplification, RepeatedBuildMergesAndIsCharged) {
+  // Two BUILDs update the instance dict as Python does: later keys win, earlier ones stay.
+  P m;
+  m.global("copyreg", "_reconstructor").global("sklearn.linear_model", "LinearRegression");
+  m.global("builtins", "object").none().tuple3().reduce();
+  m.empty_dict().mark().str("a").i(1).str("b").i(2).setitems().build();
+  m.empty_dict().mark().str("b").i(3).str("c").i(4).setitems().build();
+  auto merged = ReadPickle(m.done());
+  ASSERT_TRUE(merged.ok()) << merged.status().ToString();
+  const Value* state = Root(merged)->state;
+  ASSERT_NE(state, nullptr);
+  ASSERT_EQ(state->entries.size(), 3u);
+  EXPECT_EQ(state->Get("a")->i, 1);
+  EXPECT_EQ(state->Get("b")->i, 3);
+  EXPECT_EQ(state->Get("c")->i, 4);
+
+  // The same 20 000-entry state BUILT 100 000 times: each merge is a charged copy.
+  P p;
+  p.global("copyreg", "_reconstructor").global("sklearn.linear_model", "LinearRegression");
+  p.global("builtins", "object").none().tuple3().reduce();
+  p.empty_dict().mark();
+  for (int k = 0; k < 20000; ++k) p.i(k).none();
+  p.setitems().memoize();  // memo 0: the state
+  p.build();
+  for (int k = 0; k < 100000; ++k) Get(p, 0).build();
+  auto t = ReadPickle(p.done());
+  EXPECT_LIMIT(t, "allocation budget");
+
+  // Rebuilding a dtype replaces its fields rather than appending them again.
+  P d;
+  d.global("numpy", "dtype").str("V8").boolean(false).boolean(true).tuple3().reduce();
+  d.mark().i(3).str("|").none().str("x").tuple1().empty_dict().str("x").dtype("f8").i(0);
+  d.tuple2().setitem().i(8).i(1).i(0).tuple().memoize().build();
+  for (int k = 0; k < 10; ++k) Get(d, 0).build();
+  auto dt = ReadPickle(d.done());
+  ASSERT_TRUE(dt.ok()) << dt.status().ToString();
+  EXPECT_EQ(Root(dt)->dtype->fields.size(), 1u);
+}
+
+TEST(PickleAmplification, DictWithManySetitemsIsLinearAndBudgeted) {
+  // 400 000 distinct keys, one SETITEM each: the old linear key scan made this quadratic
+  // (hours); it now hits the budget in well under a second.
+  P p;
+  p.empty_dict();
+  for (int k = 0; k < 400000; ++k) p.str("k" + std::to_string(k)).i(k).setitem();
+  auto t = ReadPickle(p.done());
+  EXPECT_LIMIT(t, "allocation budget");
+
+  // With room to load, 200 000 SETITEMs (half of them replacing a key) keep insertion order
+  // and the last value, still in linear time.
+  ReaderLimits roomy;
+  roomy.alloc_factor = 100;
+  P q;
+  q.empty_dict();
+  for (int k = 0; k < 100000; ++k) q.str("k" + std::to_string(k)).i(k).setitem();
+  for (int k = 0; k < 100000; ++k) q.str("k" + std::to_string(k)).i(-k).setitem();
+  q.mark().i(5).i(50).i(5).i(55).op('u');  // int keys replace too
+  auto ok = ReadPickle(q.done(), roomy);
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  const Value* d = Root(ok);
+  ASSERT_EQ(d->entries.size(), 100001u);
+  EXPECT_EQ(d->entries[0].first->s, "k0");
+  EXPECT_EQ(d->Get("k777")->i, -777);
+  EXPECT_EQ(d->entries.back().second->i, 55);
+}
+
+TEST(PickleAmplification, EachLimitNamesItself) {
+  ReaderLimits lim;
+  lim.max_memo = 100;
+  P p;
+  p.none();
+  for (int k = 0; k < 200; ++k) p.memoize();
+  auto memo = ReadPickle(p.done(), lim);
+  EXPECT_LIMIT(memo, "memo limit");
+
+  P deep;
+  for (int k = 0; k < 300; ++k) deep.empty_list();
+  for (int k = 0; k < 299; ++k) deep.op('a');
+  auto nested = ReadPickle(deep.done());
+  EXPECT_LIMIT(nested, "nesting depth limit");
+
+  // The absolute cap wins over a generous factor.
+  ReaderLimits capped;
+  capped.alloc_factor = 1000;
+  capped.max_alloc_bytes = 1 << 20;
+  P big;
+  big.mark();
+  for (int k = 0; k < 20000; ++k) big.str("abcdefgh");
+  auto cap = ReadPickle(big.tuple().done(), capped);
+  EXPECT_LIMIT(cap, "allocation budget");
+  EXPECT_NE(Msg(cap).find("at most 1 MiB"), std::string::npos) << Msg(cap);
+}
+
+TEST(PickleAmplification, TinyStringItemsAreBoundedWhenConverted) {
+  // 3 million 1-byte items would become 3 million std::strings (~96 MB) from 3 MB.
+  auto t = ReadPickle(P().array("S1", {3000000}, std::string(3000000, 'a')).done());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  auto strs = Root(t)->array->ToStrings();
+  ASSERT_FALSE(strs.ok());
+  EXPECT_NE(strs.status().message().find("allocation budget"), std::string::npos)
+      << strs.status().message();
+  auto small = ReadPickle(P().array("S1", {3}, "abc").done());
+  ASSERT_TRUE(small.ok());
+  EXPECT_EQ(*Root(small)->array->ToStrings(), (std::vector<std::string>{"a", "b", "c"}));
+}
+
+TEST(PickleAmplification, LegitimateLargeModelStillLoads) {
+  // A 16 MB coefficient array, a 100 000-entry vocabulary dict and 20 000 small arrays in
+  // one estimator: well inside the default budget.
+  std::vector<double> coef(2 << 20);
+  for (size_t k = 0; k < coef.size(); ++k) coef[k] = static_cast<double>(k);
+  P p;
+  p.begin_object("sklearn.linear_model._base", "LinearRegression");
+  p.str("coef_").array("f8", {static_cast<int32_t>(coef.size())}, Doubles(coef));
+  p.str("vocabulary_").empty_dict().mark();
+  for (int k = 0; k < 100000; ++k) p.str("word" + std::to_string(k)).i(k);
+  p.setitems();
+  p.str("estimators_").mark();
+  for (int k = 0; k < 20000; ++k) p.array("f8", {2}, Doubles({1.0, 2.0}));
+  p.op('l');
+  p.end_object();
+  auto t = ReadPickle(p.done());
+  ASSERT_TRUE(t.ok()) << t.status().ToString();
+  const Value* st = Root(t)->state;
+  ASSERT_NE(st, nullptr);
+  EXPECT_EQ(st->Get("coef_")->array->numel(), static_cast<int64_t>(coef.size()));
+  EXPECT_EQ(st->Get("vocabulary_")->entries.size(), 100000u);
+  EXPECT_EQ(st->Get("estimators_")->items.size(), 20000u);
 }
 
 TEST(PickleHostile, UndefinedMemoAndEmptyStack) {
@@ -542,6 +800,21 @@ TEST(Joblib, DecompressionBombIsBounded) {
   auto r = MaybeDecompress(Zlib(zeros, false), lim, &compression);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("inflates"), std::string::npos);
+  EXPECT_NE(r.status().message().find("decompressed size limit"), std::string::npos)
+      << r.status().message();
+
+  // Under the absolute cap, the ratio to the compressed size decides.
+  ReaderLimits ratio;
+  ratio.max_inflate_ratio = 50;
+  ratio.min_inflate_bytes = 0;
+  auto r2 = MaybeDecompress(Zlib(zeros, true), ratio, &compression);
+  ASSERT_FALSE(r2.ok());
+  EXPECT_NE(r2.status().message().find("decompression ratio limit"), std::string::npos)
+      << r2.status().message();
+  // The same file through ReadPickle, which also charges what it inflated to the budget.
+  auto r3 = ReadPickle(Zlib(zeros, false), ratio);
+  ASSERT_FALSE(r3.ok());
+  EXPECT_NE(r3.status().message().find("decompression ratio limit"), std::string::npos);
 }
 
 }  // namespace

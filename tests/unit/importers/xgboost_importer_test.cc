@@ -341,6 +341,75 @@ TEST(XgboostUbjson, HugeOrNegativeDeclaredSizesAreRefusedBeforeAllocating) {
   }
 }
 
+// Tiny values cost a whole Value each: without a budget, `[null,null,...]` or UBJSON
+// `[#L n ZZZ...]` grow ~100x their size. Each limit names itself in the message.
+TEST(XgboostLimits, AmplifyingDocumentsHitTheAllocationBudget) {
+  BoostingLimits tight;
+  tight.alloc_factor = 4;
+  tight.alloc_slack = 1 << 20;
+
+  std::string nulls = "[";
+  for (int k = 0; k < 200000; ++k) nulls += k ? ",null" : "null";
+  nulls += "]";
+  auto j = ParseJson(nulls, tight);
+  ASSERT_FALSE(j.ok());
+  EXPECT_NE(j.status().message().find("allocation budget"), std::string::npos)
+      << j.status().message();
+  EXPECT_TRUE(ParseJson(nulls).ok());  // the defaults leave room for it
+
+  // Numbers then one non-number: the numbers become Values, also charged.
+  std::string zeros = "[";
+  for (int k = 0; k < 200000; ++k) zeros += "0,";
+  zeros += "null]";
+  auto z = ParseJson(zeros, tight);
+  ASSERT_FALSE(z.ok());
+  EXPECT_NE(z.status().message().find("allocation budget"), std::string::npos);
+
+  const int n = 1 << 20;
+  std::string ubj = std::string("[#l", 3);
+  for (int shift : {24, 16, 8, 0}) ubj += static_cast<char>((n >> shift) & 0xFF);
+  ubj += std::string(n, 'Z');
+  auto u = ParseUbjson(ubj);
+  ASSERT_FALSE(u.ok());
+  EXPECT_NE(u.status().message().find("allocation budget"), std::string::npos)
+      << u.status().message();
+
+  std::string members = std::string("{#l", 3);
+  for (int shift : {24, 16, 8, 0}) members += static_cast<char>((n >> shift) & 0xFF);
+  for (int k = 0; k < n; ++k) members += std::string("U\x00Z", 3);
+  auto m = ParseUbjson(members);
+  ASSERT_FALSE(m.ok());
+  EXPECT_NE(m.status().message().find("allocation budget"), std::string::npos);
+
+  // The absolute cap wins over a generous factor.
+  BoostingLimits capped;
+  capped.alloc_factor = 1000;
+  capped.max_alloc_bytes = 1 << 20;
+  auto c = ParseJson(nulls, capped);
+  ASSERT_FALSE(c.ok());
+  EXPECT_NE(c.status().message().find("at most 1 MiB"), std::string::npos);
+}
+
+TEST(XgboostLimits, DeclaredLengthsAndNestingNameTheirLimit) {
+  auto big = ParseUbjson(std::string("{#L\x00\x00\x01\x00\x00\x00\x00\x00", 11));
+  ASSERT_FALSE(big.ok());
+  EXPECT_NE(big.status().message().find("declared length"), std::string::npos)
+      << big.status().message();
+  auto arr = ParseUbjson(std::string("[$l#L\x00\x00\x00\x00\x40\x00\x00\x00", 13));
+  ASSERT_FALSE(arr.ok());
+  EXPECT_NE(arr.status().message().find("declared length"), std::string::npos);
+  auto deep = ParseJson(std::string(1000, '['));
+  ASSERT_FALSE(deep.ok());
+  EXPECT_NE(deep.status().message().find("nesting depth limit"), std::string::npos);
+  auto deep_ubj = ParseUbjson(std::string(1000, '['));
+  ASSERT_FALSE(deep_ubj.ok());
+  EXPECT_NE(deep_ubj.status().message().find("nesting depth limit"), std::string::npos);
+  // Through the importer, with its "XGBoost model" prefix.
+  auto r = Convert(std::string("{\"learner\": ") + std::string(1000, '['));
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("nesting depth limit"), std::string::npos);
+}
+
 TEST(XgboostImporter, JsonModelMatchesXgboostPredict) {
   auto r = ConvertToOnnx(kXgbJson, "xgboost");
   ASSERT_TRUE(r.ok()) << r.status().ToString();
