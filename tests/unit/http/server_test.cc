@@ -127,25 +127,28 @@ class ServerTest : public ::testing::Test {
     });
     router_.Add("DELETE", "/echo/{id}",
                 [](Request&, Responder respond) { respond(Response::Json(204, "")); });
-    router_.Add("POST", "/upload", [this](Request& req, Responder respond) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const FormPart& p : req.form) {
-        nlohmann::json pj;
-        pj["name"] = p.name;
-        pj["filename"] = p.filename;
-        pj["value"] = p.value;
-        pj["size"] = p.size;
-        if (!p.file_path.empty()) {
-          std::string content = ReadFile(p.file_path);
-          pj["file_bytes_read"] = content.size();
-          std::lock_guard<std::mutex> lock(mu_);
-          upload_paths_.push_back(p.file_path);
-          upload_contents_.push_back(std::move(content));
-        }
-        j.push_back(pj);
-      }
-      respond(Response::Json(200, j.dump()));
-    });
+    router_.Add(
+        "POST", "/upload",
+        [this](Request& req, Responder respond) {
+          nlohmann::json j = nlohmann::json::array();
+          for (const FormPart& p : req.form) {
+            nlohmann::json pj;
+            pj["name"] = p.name;
+            pj["filename"] = p.filename;
+            pj["value"] = p.value;
+            pj["size"] = p.size;
+            if (!p.file_path.empty()) {
+              std::string content = ReadFile(p.file_path);
+              pj["file_bytes_read"] = content.size();
+              std::lock_guard<std::mutex> lock(mu_);
+              upload_paths_.push_back(p.file_path);
+              upload_contents_.push_back(std::move(content));
+            }
+            j.push_back(pj);
+          }
+          respond(Response::Json(200, j.dump()));
+        },
+        RoutePolicy{BodyKind::kUpload});
     router_.Add("GET", "/slow", [this](Request& req, Responder respond) {
       int ms = 300;
       std::string v;
@@ -364,7 +367,7 @@ TEST_F(ServerTest, PostBodyAndChunked) {
 
 TEST_F(ServerTest, BodyTooLargeWithContentLength) {
   ServerOptions opts;
-  opts.max_body_bytes = 1000;
+  opts.max_json_body_bytes = 1000;
   StartServer(opts);
   // Exactly at the limit: fine.
   ClientResponse r;
@@ -383,7 +386,7 @@ TEST_F(ServerTest, BodyTooLargeWithContentLength) {
 
 TEST_F(ServerTest, BodyTooLargeChunked) {
   ServerOptions opts;
-  opts.max_body_bytes = 1000;
+  opts.max_json_body_bytes = 1000;
   StartServer(opts);
   TestConn c;
   ASSERT_TRUE(c.Connect(port_));
