@@ -18,10 +18,10 @@
 //      (415), a declared Content-Length over the route's cap (413);
 //   4. only then "100 Continue" (if the client asked) and the body is read; a chunked body
 //      is cut with 413 as soon as it passes the cap; no upload temp file exists before this.
-// Every refusal in 1-3 for a request that has a body is answered with "Connection: close";
-// the server then stops sending, discards what the client still sends for up to 2 s (so
-// the answer is not lost to a TCP reset) and closes. A bodyless request keeps its
-// connection.
+// A refusal in 2-3 (or a 404/405 to a multipart body) of a request that has a body is
+// answered with "Connection: close"; the server then stops sending, discards what the
+// client still sends for up to 2 s (so the answer is not lost to a TCP reset) and closes.
+// A bodyless request keeps its connection.
 //
 // Threading: each I/O thread runs its own io_context; a connection lives on one of them
 // for its whole life. Handlers run on that thread; their Responder may be called from any
