@@ -83,18 +83,24 @@ struct ServerOptions {
   // check. The handler is still responsible for the full authorization decision.
   std::function<std::optional<PreAuthFailure>(const Request&)> pre_authenticate;
 
-  // --- Deadlines (checked by a sweeper every 250 ms, so they fire up to 250 ms late). A
-  // request that misses one is answered 408 TIMEOUT, message naming the deadline, with
-  // "Connection: close", then the connection is closed; no body is handed to a handler.
+  // --- Deadlines, checked by a per-thread sweeper every 250 ms (so they fire up to 250 ms
+  // late; no timer per read). A request that misses the header, body or rate deadline is
+  // answered 408 TIMEOUT with "Connection: close" and a message naming it ("request headers
+  // not received within 10 s", "request body not received within 30 s", "request body
+  // arrived slower than 1024 bytes per second"), any partial upload is deleted, and the
+  // connection is closed; no handler sees the request. (Should "100 Continue" still be
+  // going out at that moment, the connection is closed without the 408.)
   int idle_timeout_seconds = 60;    // keep-alive idle limit, and the longest silence while
                                     // reading a request or writing a response: the
                                     // connection is closed without an answer
-  int header_timeout_seconds = 10;  // from a request's first byte to the end of its headers
+  int header_timeout_seconds = 10;  // from a request's first byte to the end of its
+                                    // headers; <= 0 disables
   int body_timeout_seconds = 30;    // whole body of a non-upload request (JSON, predict),
-                                    // from the end of its headers
+                                    // from the end of its headers; <= 0 disables
   // Minimum average rate of any body, uploads included: once a body has been arriving for
-  // `min_rate_window_seconds`, the bytes received over the last window (sliding, updated
-  // every window/4) must average at least this many per second. 0 disables the check.
+  // `min_rate_window_seconds` (the grace period), the bytes received over the last window
+  // (sliding, moved every window/4) must average at least this many per second. 0 disables
+  // the check; the window is at least 1 s.
   uint64_t min_body_bytes_per_second = 1024;
   int min_rate_window_seconds = 10;
 
