@@ -186,7 +186,7 @@ int ServeCommand(int argc, char** argv) {
   opts.host = cfg.host;
   opts.port = static_cast<uint16_t>(cfg.port);
   opts.io_threads = OrCores(cfg.io_threads);
-  opts.max_body_bytes = static_cast<uint64_t>(cfg.max_body_bytes);
+  opts.max_predict_body_bytes = static_cast<uint64_t>(cfg.max_body_bytes);
   opts.max_upload_bytes = static_cast<uint64_t>(cfg.max_upload_bytes);
   opts.upload_dir = (*blobs)->temp_dir();
   opts.error_body = [](int /*status*/, std::string_view code, std::string_view message,

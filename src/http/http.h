@@ -54,8 +54,13 @@ struct Request {
   std::string body;                        // whole body for non-multipart requests
   std::vector<FormPart> form;              // parsed multipart/form-data parts
   std::shared_ptr<UploadedFiles> uploads;  // owner of form temp files
-  std::string remote_addr;                 // peer IP address
-  std::string request_id;                  // "req-<hex>" assigned by the server
+  std::string remote_addr;                 // peer IP address (the socket's)
+  // The client's IP address, canonical text ("10.0.0.1", "2001:db8::1"): the peer address,
+  // or, when the peer is one of ServerOptions::trusted_proxies, the right-most
+  // X-Forwarded-For entry that is not a trusted proxy (see ClientAddressFor in address.h).
+  // Use this, not remote_addr, for per-client limits and logs.
+  std::string client_addr;
+  std::string request_id;  // "req-<hex>" assigned by the server
   std::vector<std::pair<std::string, std::string>> path_params;  // filled by the Router
 
   // First header value with this (lower-case) name, or empty.

@@ -49,7 +49,7 @@ void AppendMethod(std::string* allow, std::string_view method) {
 
 }  // namespace
 
-void Router::Add(std::string method, std::string pattern, Handler handler) {
+void Router::Add(std::string method, std::string pattern, Handler handler, RoutePolicy policy) {
   std::vector<Segment> segs;
   std::array<std::string_view, kMaxSegments> parts;
   size_t n = SplitPath(pattern, &parts);
@@ -66,7 +66,7 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
     segs.push_back(std::move(s));
   }
   compiled_.push_back(std::move(segs));
-  routes_.push_back(Route{std::move(method), std::move(pattern), std::move(handler)});
+  routes_.push_back(Route{std::move(method), std::move(pattern), std::move(handler), policy});
 }
 
 Router::MatchResult Router::Match(Request* req, const Handler** handler) const {
@@ -74,6 +74,14 @@ Router::MatchResult Router::Match(Request* req, const Handler** handler) const {
 }
 
 Router::MatchResult Router::Match(Request* req, const Handler** handler, std::string* allow) const {
+  const Route* route = nullptr;
+  MatchResult r = MatchRoute(req, &route, allow);
+  if (r == MatchResult::kFound) *handler = &route->handler;
+  return r;
+}
+
+Router::MatchResult Router::MatchRoute(Request* req, const Route** route,
+                                       std::string* allow) const {
   std::array<std::string_view, kMaxSegments> parts;
   size_t n = SplitPath(req->path, &parts);
   if (n > kMaxSegments) return MatchResult::kNotFound;
@@ -104,7 +112,7 @@ Router::MatchResult Router::Match(Request* req, const Handler** handler, std::st
     for (size_t i = 0; i < n; ++i) {
       if (segs[i].capture) req->path_params.emplace_back(segs[i].text, std::string(parts[i]));
     }
-    *handler = &routes_[best].handler;
+    *route = &routes_[best];
     return MatchResult::kFound;
   }
   if (!path_matched) return MatchResult::kNotFound;

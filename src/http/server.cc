@@ -5,11 +5,14 @@
 // bytes into a reused flat_buffer and drives a beast::http::basic_parser subclass that
 // writes straight into the Session's reused Request (no Beast message/fields objects),
 // streams multipart bodies into a MultipartParser, and writes responses as one gathered
-// write of a hand-built header block plus the body. Timeouts and drain are handled by a
-// per-worker sweeper (one timer per worker, not one per read), over an intrusive list of
-// the worker's sessions that only its own thread touches.
+// write of a hand-built header block plus the body. Timeouts (idle, header, body, minimum
+// body rate) and drain are handled by a per-worker sweeper (one timer per worker, not one
+// per read), over an intrusive list of the worker's sessions that only its own thread
+// touches. Connection caps are checked by the acceptor; per-address counts live in a
+// striped map touched once when a connection opens and once when it closes.
 #include "http/server.h"
 
+#include <sys/resource.h>
 #include <time.h>
 
 #include <algorithm>
@@ -19,16 +22,19 @@
 #include <boost/beast/http.hpp>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <future>
 #include <limits>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "core/json_writer.h"
 #include "core/log.h"
+#include "http/address.h"
 #include "http/multipart.h"
 #include "http/url.h"
 
@@ -48,6 +54,7 @@ constexpr size_t kReadSize = 16 << 10;
 constexpr size_t kBodyReadSize = 64 << 10;
 constexpr int64_t kSweepMillis = 250;
 constexpr int64_t kLingerMillis = 2000;
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 
 int64_t SteadyMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -89,10 +96,14 @@ std::string_view ReasonPhrase(int status) {
       return "Not Found";
     case 405:
       return "Method Not Allowed";
+    case 408:
+      return "Request Timeout";
     case 409:
       return "Conflict";
     case 413:
       return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
     case 422:
       return "Unprocessable Entity";
     case 429:
@@ -140,6 +151,72 @@ bool ReservedHeader(std::string_view name) {
          EqualsIgnoreCase(name, "transfer-encoding") || EqualsIgnoreCase(name, "x-request-id") ||
          EqualsIgnoreCase(name, "content-type") || EqualsIgnoreCase(name, "date");
 }
+
+// Open connections per peer address. The acceptor (worker 0) acquires, whichever worker
+// closes the connection releases; striped by address so that closes on different workers
+// rarely meet on one lock. Touched once per connection open and close, never per request.
+class AddressCounts {
+ public:
+  // Counts one more connection from `a` unless it already has `cap`; false then.
+  bool TryAcquire(const IpAddress& a, int64_t cap) {
+    Stripe& st = StripeOf(a);
+    std::lock_guard<std::mutex> lock(st.mu);
+    int64_t& n = st.counts[a];
+    if (n >= cap) {
+      if (n == 0) st.counts.erase(a);
+      return false;
+    }
+    ++n;
+    return true;
+  }
+  void Release(const IpAddress& a) {
+    Stripe& st = StripeOf(a);
+    std::lock_guard<std::mutex> lock(st.mu);
+    auto it = st.counts.find(a);
+    if (it != st.counts.end() && --it->second <= 0) st.counts.erase(it);
+  }
+
+ private:
+  struct Hash {
+    size_t operator()(const IpAddress& a) const {
+      uint64_t hi, lo;
+      std::memcpy(&hi, a.bytes.data(), 8);
+      std::memcpy(&lo, a.bytes.data() + 8, 8);
+      uint64_t z = (hi * 0x9e3779b97f4a7c15ull) ^ lo;
+      z = (z ^ (z >> 29)) * 0xbf58476d1ce4e5b9ull;
+      return static_cast<size_t>(z ^ (z >> 32));
+    }
+  };
+  struct Stripe {
+    std::mutex mu;
+    std::unordered_map<IpAddress, int64_t, Hash> counts;
+  };
+  Stripe& StripeOf(const IpAddress& a) { return stripes_[Hash()(a) % stripes_.size()]; }
+
+  std::array<Stripe, 16> stripes_;
+};
+
+IpAddress ToIpAddress(const net::ip::address& addr) {
+  IpAddress ip;
+  if (addr.is_v4()) {
+    auto b = addr.to_v4().to_bytes();
+    ip.bytes[10] = ip.bytes[11] = 0xff;
+    std::memcpy(ip.bytes.data() + 12, b.data(), 4);
+  } else {
+    auto b = addr.to_v6().to_bytes();
+    std::memcpy(ip.bytes.data(), b.data(), 16);
+  }
+  return ip;
+}
+
+// What the acceptor learned about a connection's peer.
+struct Peer {
+  std::string remote;     // the socket's address as Asio prints it
+  std::string canonical;  // IpAddress::ToString(), "" when unknown
+  IpAddress ip;
+  bool trusted = false;       // one of ServerOptions::trusted_proxies
+  bool addr_counted = false;  // holds a slot in Core::addr_counts
+};
 
 class Session;
 struct Core;
@@ -208,7 +285,19 @@ struct Core {
   // Default headers (validated); a response header of the same name replaces one.
   std::vector<std::pair<std::string, std::string>> default_headers;
   int64_t idle_ms = 60000;
+  int64_t header_ms = 10000;  // 0: no header deadline
+  int64_t body_ms = 30000;    // 0: no body deadline
+  int64_t rate_window_ms = 10000;
+  uint64_t min_rate = 1024;  // bytes per second; 0: no rate check
+  int64_t max_conns = 10000;
+  CidrSet trusted;
   MultipartLimits mp_limits;
+  alignas(64) std::atomic<int64_t> total_conns{0};  // accepted and not yet closed
+  AddressCounts addr_counts;
+  std::atomic<uint64_t> n_rejected_conns{0};
+  std::atomic<uint64_t> n_timeouts{0};
+  std::atomic<uint64_t> n_pre_auth{0};
+  std::atomic<uint64_t> n_rejected_bodies{0};
   std::vector<std::unique_ptr<Worker>> workers;
   std::unique_ptr<Acceptor> acceptor;  // lives on workers[0]
   size_t next_worker = 0;              // acceptor thread only
@@ -222,8 +311,17 @@ struct Core {
     if (opts.error_body) return opts.error_body(status, code, message, request_id);
     return DefaultErrorBody(status, code, message, request_id);
   }
+  static void Bump(std::atomic<uint64_t>& counter) {
+    counter.fetch_add(1, std::memory_order_relaxed);
+  }
+  // Called by a session as it closes.
+  void ReleaseConnection(const Peer& peer) {
+    total_conns.fetch_sub(1, std::memory_order_relaxed);
+    if (peer.addr_counted) addr_counts.Release(peer.ip);
+  }
   void DoAccept();
   void OnAccept(ErrorCode ec, Socket socket, Worker* target);
+  void RejectConnection(Socket socket);
   void RunWorker(Worker* w);
 };
 
@@ -262,9 +360,10 @@ class Session : public std::enable_shared_from_this<Session> {
  public:
   enum class Phase { kIdle, kReading, kHandling, kWriting, kLingering, kClosed };
 
-  Session(Worker* w, Socket socket, std::string remote)
-      : w_(w), impl_(w->core), socket_(std::move(socket)) {
-    req_.remote_addr = std::move(remote);
+  Session(Worker* w, Socket socket, Peer peer)
+      : w_(w), impl_(w->core), socket_(std::move(socket)), peer_(std::move(peer)) {
+    req_.remote_addr = peer_.remote;
+    req_.client_addr = peer_.canonical;
   }
   // Runs on the session's thread, or single-threaded while ~Server destroys the
   // io_contexts; a session normally unlinks itself in Close() first.
@@ -289,6 +388,7 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.close(ignored);
     Unlink();
     w_->AddOpen(-1);
+    impl_->ReleaseConnection(peer_);
     if (counted_) {
       counted_ = false;
       w_->AddInFlight(-1);
@@ -299,6 +399,34 @@ class Session : public std::enable_shared_from_this<Session> {
   Phase phase() const { return phase_; }
   int64_t deadline_ms() const { return deadline_ms_; }
   Session* next() const { return next_; }
+
+  // Sweeper check of the header, body and minimum-rate deadlines of a request being read.
+  // Answers 408 (or closes) and returns true when one is missed. Own thread only.
+  bool CheckRequestDeadlines(int64_t now) {
+    if (phase_ != Phase::kReading) return false;
+    if (now >= request_deadline_ms_) {
+      if (deadline_kind_ == DeadlineKind::kHeader) {
+        std::string m = "request headers not received within ";
+        AppendInt(&m, static_cast<uint64_t>(impl_->header_ms / 1000));
+        m += " s";
+        TimeOut(m);
+      } else {
+        std::string m = "request body not received within ";
+        AppendInt(&m, static_cast<uint64_t>(impl_->body_ms / 1000));
+        m += " s";
+        TimeOut(m);
+      }
+      return true;
+    }
+    if (rate_check_ && BodyRateTooLow(now)) {
+      std::string m = "request body arrived slower than ";
+      AppendInt(&m, impl_->min_rate);
+      m += " bytes per second";
+      TimeOut(m);
+      return true;
+    }
+    return false;
+  }
 
   // Delivers a handler's response; any thread.
   void Deliver(Response r) {
@@ -393,6 +521,10 @@ class Session : public std::enable_shared_from_this<Session> {
     body_error_ = Status::Ok();
     mp_.reset();
     has_stashed_ = false;
+    upload_ = false;
+    route_ = nullptr;
+    request_deadline_ms_ = kNever;
+    rate_check_ = false;
     parser_.reset();
     parser_.emplace(this);
     parser_->header_limit(impl_->opts.max_header_bytes);
@@ -405,6 +537,7 @@ class Session : public std::enable_shared_from_this<Session> {
     phase_ = buf_.size() > 0 ? Phase::kReading : Phase::kIdle;
     deadline_ms_ = w_->now_ms + impl_->idle_ms;
     if (buf_.size() > 0) {
+      StartHeaderDeadline();
       Parse();
     } else {
       DoRead();
@@ -413,12 +546,14 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoRead() {
     size_t want = mp_ ? kBodyReadSize : kReadSize;
+    reading_ = true;
     socket_.async_read_some(
         buf_.prepare(want),
         [self = shared_from_this()](ErrorCode ec, size_t n) { self->OnRead(ec, n); });
   }
 
   void OnRead(ErrorCode ec, size_t n) {
+    reading_ = false;
     if (phase_ == Phase::kClosed) return;
     if (ec) {
       Close();  // EOF or error; nothing useful can be answered
@@ -430,7 +565,16 @@ class Session : public std::enable_shared_from_this<Session> {
       DoRead();
       return;
     }
-    if (phase_ == Phase::kIdle) phase_ = Phase::kReading;
+    if (phase_ == Phase::kWriting) {
+      // A 408 is being written while this read was pending: the request is abandoned.
+      // StartLinger() reads on once the answer is out.
+      buf_.consume(buf_.size());
+      return;
+    }
+    if (phase_ == Phase::kIdle) {
+      phase_ = Phase::kReading;
+      StartHeaderDeadline();
+    }
     deadline_ms_ = w_->now_ms + impl_->idle_ms;
     Parse();
   }
@@ -465,6 +609,7 @@ class Session : public std::enable_shared_from_this<Session> {
   // Returns false when it has taken over (error answered, or 100 Continue being written).
   bool OnHeaderDone() {
     header_done_ = true;
+    request_deadline_ms_ = kNever;  // the header deadline is met
     start_ns_ = MonotonicNanos();
     req_.headers.resize(n_headers_);
     std::string_view incoming_id = req_.Header("x-request-id");
@@ -474,6 +619,7 @@ class Session : public std::enable_shared_from_this<Session> {
       w_->NewRequestId(&req_.request_id);
     }
     keep_alive_ = parser_->keep_alive();
+    SetClientAddr();
 
     std::string_view path, query;
     SplitTarget(req_.target, &path, &query);
@@ -484,8 +630,8 @@ class Session : public std::enable_shared_from_this<Session> {
       return false;
     }
 
-    handler_ = nullptr;
-    match_ = impl_->router->Match(&req_, &handler_, &allow_);
+    route_ = nullptr;
+    match_ = impl_->router->MatchRoute(&req_, &route_, &allow_);
 
     // Beast has validated Content-Length (digits, no conflicting duplicates, not combined
     // with chunked); reading it back from the header avoids boost::optional, which trips
@@ -496,40 +642,63 @@ class Session : public std::enable_shared_from_this<Session> {
       std::string_view cl = req_.Header("content-length");
       std::from_chars(cl.data(), cl.data() + cl.size(), content_length);
     }
-    bool has_body = chunked || content_length > 0;
+    const bool has_body = chunked || content_length > 0;
+
+    // Credentials first: an unauthenticated client learns nothing about the limits and
+    // makes the server read nothing.
+    if (match_ == Router::MatchResult::kFound && route_->policy.authenticated &&
+        impl_->opts.pre_authenticate && !PreAuthenticate(has_body)) {
+      return false;
+    }
     if (!has_body) return true;
 
     std::string_view content_type = req_.Header("content-type");
-    if (IsMultipartFormData(content_type)) {
+    const bool multipart = IsMultipartFormData(content_type);
+    if (match_ != Router::MatchResult::kFound) {
       // Do not stream an upload to disk for a request that can only get a 404/405.
-      if (match_ != Router::MatchResult::kFound) {
+      if (multipart) {
         SendRouteError(true);
         return false;
       }
+      body_limit_ = impl_->opts.max_json_body_bytes;
+    } else if (multipart) {
+      if (route_->policy.body != BodyKind::kUpload) {
+        Core::Bump(impl_->n_rejected_bodies);
+        SendError(415, "UNSUPPORTED_MEDIA_TYPE",
+                  "multipart/form-data is accepted only by upload routes", true);
+        return false;
+      }
+      upload_ = true;
+      body_limit_ = impl_->opts.max_upload_bytes;
+    } else {
+      body_limit_ = route_->policy.body == BodyKind::kPredict ? impl_->opts.max_predict_body_bytes
+                                                              : impl_->opts.max_json_body_bytes;
+    }
+    if (content_length > body_limit_) {
+      Core::Bump(impl_->n_rejected_bodies);
+      SendError(413, "PAYLOAD_TOO_LARGE", LimitMessage(), true);
+      return false;
+    }
+    if (upload_) {
       Result<std::string> boundary = ParseBoundary(content_type);
       if (!boundary.ok()) {
         SendError(400, "INVALID_INPUT", boundary.status().message(), true);
         return false;
       }
-      body_limit_ = impl_->opts.max_upload_bytes;
-      if (content_length <= body_limit_) {
-        mp_ = std::make_unique<MultipartParser>(std::move(boundary).value(), impl_->opts.upload_dir,
-                                                impl_->mp_limits);
-      }
-    } else {
-      body_limit_ = impl_->opts.max_body_bytes;
+      mp_ = std::make_unique<MultipartParser>(std::move(boundary).value(), impl_->opts.upload_dir,
+                                              impl_->mp_limits);
+    } else if (content_length > 0) {
+      req_.body.reserve(static_cast<size_t>(content_length));
     }
-    if (content_length > body_limit_) {
-      SendError(413, "PAYLOAD_TOO_LARGE", LimitMessage(), true);
-      return false;
-    }
-    if (!mp_ && content_length > 0) req_.body.reserve(static_cast<size_t>(content_length));
     parser_->eager(true);
+    StartBodyDeadlines();
 
     if (buf_.size() == 0 && EqualsIgnoreCase(req_.Header("expect"), "100-continue")) {
       static constexpr std::string_view kContinue = "HTTP/1.1 100 Continue\r\n\r\n";
+      writing_continue_ = true;
       net::async_write(socket_, net::buffer(kContinue.data(), kContinue.size()),
                        [self = shared_from_this()](ErrorCode ec, size_t) {
+                         self->writing_continue_ = false;
                          if (self->phase_ == Phase::kClosed) return;
                          if (ec) {
                            self->Close();
@@ -542,10 +711,109 @@ class Session : public std::enable_shared_from_this<Session> {
     return true;
   }
 
+  // Runs pre_authenticate; on a refusal answers it and returns false.
+  bool PreAuthenticate(bool has_body) {
+    std::optional<PreAuthFailure> failure;
+    try {
+      failure = impl_->opts.pre_authenticate(req_);
+    } catch (const std::exception& e) {
+      LOG_ERROR("pre_authenticate threw").Str("request_id", req_.request_id).Str("error", e.what());
+      SendError(500, "SERVICE_ERROR", "internal error", has_body);
+      return false;
+    } catch (...) {
+      LOG_ERROR("pre_authenticate threw").Str("request_id", req_.request_id);
+      SendError(500, "SERVICE_ERROR", "internal error", has_body);
+      return false;
+    }
+    if (!failure) return true;
+    Core::Bump(impl_->n_pre_auth);
+    int status = failure->status >= 400 && failure->status <= 599 ? failure->status : 401;
+    if (status == 401) {
+      SendError(status, failure->code, failure->message, has_body, "WWW-Authenticate", "Bearer");
+    } else {
+      SendError(status, failure->code, failure->message, has_body);
+    }
+    return false;
+  }
+
+  // Request::client_addr: the peer, or the client behind a trusted proxy.
+  void SetClientAddr() {
+    if (!peer_.trusted) {
+      // Usually equal already (no allocation); a handler may have moved it out.
+      if (req_.client_addr != peer_.canonical) req_.client_addr = peer_.canonical;
+      return;
+    }
+    std::string_view xff;
+    std::string joined;  // only when the header is repeated
+    for (size_t i = 0; i < n_headers_; ++i) {
+      const auto& [k, v] = req_.headers[i];
+      if (k != "x-forwarded-for") continue;
+      if (xff.data() == nullptr) {
+        xff = v;
+      } else {
+        if (joined.empty()) joined.assign(xff);
+        joined.append(",").append(v);
+        xff = joined;
+      }
+    }
+    req_.client_addr = ClientAddressFor(peer_.canonical, xff, impl_->trusted);
+  }
+
+  void StartHeaderDeadline() {
+    if (impl_->header_ms <= 0) return;
+    request_deadline_ms_ = w_->now_ms + impl_->header_ms;
+    deadline_kind_ = DeadlineKind::kHeader;
+  }
+
+  void StartBodyDeadlines() {
+    if (!upload_ && impl_->body_ms > 0) {
+      request_deadline_ms_ = w_->now_ms + impl_->body_ms;
+      deadline_kind_ = DeadlineKind::kBody;
+    }
+    if (impl_->min_rate > 0) {
+      rate_check_ = true;
+      marks_[0] = RateMark{w_->now_ms, 0};
+      mark_head_ = 0;
+      mark_count_ = 1;
+    }
+  }
+
+  // Keeps up to kRateMarks (time, body bytes) samples taken every window/4 and compares the
+  // bytes received since the oldest (about one window ago) with the minimum rate.
+  bool BodyRateTooLow(int64_t now) {
+    const int64_t window = impl_->rate_window_ms;
+    const int64_t step = std::max<int64_t>(1, window / (kRateMarks - 1));
+    const RateMark& newest = marks_[(mark_head_ + mark_count_ - 1) % kRateMarks];
+    if (now - newest.ms >= step) {
+      if (mark_count_ == kRateMarks) {
+        mark_head_ = (mark_head_ + 1) % kRateMarks;
+        --mark_count_;
+      }
+      marks_[(mark_head_ + mark_count_) % kRateMarks] = RateMark{now, body_bytes_};
+      ++mark_count_;
+    }
+    const RateMark& oldest = marks_[mark_head_];
+    const int64_t span = now - oldest.ms;
+    if (span < window) return false;
+    return (body_bytes_ - oldest.bytes) * 1000 < impl_->min_rate * static_cast<uint64_t>(span);
+  }
+
+  // A request missed a deadline: 408 unless something is already being written for it.
+  void TimeOut(std::string_view message) {
+    Core::Bump(impl_->n_timeouts);
+    request_deadline_ms_ = kNever;
+    rate_check_ = false;
+    if (writing_continue_) {
+      Close();
+      return;
+    }
+    mp_.reset();  // removes the temp files of an unfinished upload now
+    SendError(408, "TIMEOUT", message, /*linger=*/true);
+  }
+
   std::string LimitMessage() const {
-    std::string m = mp_ || body_limit_ == impl_->opts.max_upload_bytes
-                        ? "upload is larger than the limit of "
-                        : "request body is larger than the limit of ";
+    std::string m = upload_ ? "upload is larger than the limit of "
+                            : "request body is larger than the limit of ";
     AppendInt(&m, body_limit_);
     m += " bytes";
     return m;
@@ -557,6 +825,7 @@ class Session : public std::enable_shared_from_this<Session> {
       const Status& st = body_error_;
       switch (st.code()) {
         case Code::kPayloadTooLarge:
+          Core::Bump(impl_->n_rejected_bodies);
           SendError(413, "PAYLOAD_TOO_LARGE", st.message(), true);
           break;
         case Code::kInvalidInput:
@@ -576,8 +845,10 @@ class Session : public std::enable_shared_from_this<Session> {
     SendError(400, "INVALID_INPUT", "malformed HTTP request: " + ec.message(), true);
   }
 
+  // Answers an error in the API shape with one optional extra header. `linger`: close the
+  // connection afterwards, discarding what the client still sends for a while.
   void SendError(int status, std::string_view code, std::string_view message, bool linger,
-                 std::string allow = {}) {
+                 std::string_view header_name = {}, std::string header_value = {}) {
     if (!header_done_) req_.headers.resize(n_headers_);  // drop stale entries
     if (req_.request_id.empty()) w_->NewRequestId(&req_.request_id);
     if (linger) {
@@ -587,7 +858,7 @@ class Session : public std::enable_shared_from_this<Session> {
     Response r;
     r.status = status;
     r.body = impl_->ErrorBody(status, code, message, req_.request_id);
-    if (!allow.empty()) r.headers.emplace_back("Allow", std::move(allow));
+    if (!header_name.empty()) r.headers.emplace_back(header_name, std::move(header_value));
     if (start_ns_ == 0 || !header_done_) start_ns_ = MonotonicNanos();
     WriteResponse(std::move(r));
   }
@@ -598,7 +869,7 @@ class Session : public std::enable_shared_from_this<Session> {
       SendError(404, "NOT_FOUND", "no route for " + req_.method + " " + req_.path, linger);
     } else {
       SendError(405, "INVALID_INPUT", "method " + req_.method + " is not allowed for " + req_.path,
-                linger, std::move(allow_));
+                linger, "Allow", std::move(allow_));
     }
   }
 
@@ -610,7 +881,7 @@ class Session : public std::enable_shared_from_this<Session> {
       SendRouteError(false);
       return;
     }
-    const Handler* handler = handler_;
+    const Handler* handler = &route_->handler;
     auto pending = std::make_shared<Pending>(shared_from_this());
     in_handler_ = true;
     try {
@@ -727,7 +998,7 @@ class Session : public std::enable_shared_from_this<Session> {
     socket_.shutdown(net::socket_base::shutdown_send, ignored);
     deadline_ms_ = w_->now_ms + kLingerMillis;
     buf_.consume(buf_.size());
-    DoRead();
+    if (!reading_) DoRead();  // a read may still be pending from before a 408
   }
 
   void Unlink() {
@@ -740,14 +1011,31 @@ class Session : public std::enable_shared_from_this<Session> {
     prev_ = next_ = nullptr;
   }
 
+  enum class DeadlineKind : uint8_t { kHeader, kBody };
+  struct RateMark {
+    int64_t ms = 0;
+    uint64_t bytes = 0;
+  };
+  static constexpr uint8_t kRateMarks = 5;
+
   friend struct Pending;
   Worker* w_;
   Core* impl_;
   Session* prev_ = nullptr;
   Session* next_ = nullptr;
   Socket socket_;
+  Peer peer_;
   Phase phase_ = Phase::kIdle;
-  int64_t deadline_ms_ = 0;
+  int64_t deadline_ms_ = 0;               // idle / linger / write deadline: close silently
+  int64_t request_deadline_ms_ = kNever;  // header or body deadline of the request: 408
+  DeadlineKind deadline_kind_ = DeadlineKind::kHeader;
+  bool rate_check_ = false;  // a body is being read: minimum-rate check active
+  uint8_t mark_head_ = 0;
+  uint8_t mark_count_ = 0;
+  std::array<RateMark, kRateMarks> marks_;
+  bool reading_ = false;           // an async read is pending
+  bool writing_continue_ = false;  // "100 Continue" is being written
+  bool upload_ = false;            // this request's body is a multipart upload
   beast::flat_buffer buf_;
   std::optional<RequestParser> parser_;
   Request req_;
@@ -770,7 +1058,7 @@ class Session : public std::enable_shared_from_this<Session> {
   Response stashed_;
   std::string head_;
   Router::MatchResult match_ = Router::MatchResult::kNotFound;
-  const Handler* handler_ = nullptr;
+  const Router::Route* route_ = nullptr;
   std::string allow_;  // Allow header value for a 405
 };
 
@@ -812,6 +1100,10 @@ void Worker::Sweep() {
   RefreshDate();
   for (Session* s = sessions; s != nullptr;) {
     Session* next = s->next();  // Close() unlinks s
+    if (s->CheckRequestDeadlines(now_ms)) {
+      s = next;
+      continue;
+    }
     Session::Phase p = s->phase();
     bool timed_out = p != Session::Phase::kHandling && now_ms >= s->deadline_ms();
     if (timed_out || (draining && p == Session::Phase::kIdle)) s->Close();
@@ -848,15 +1140,62 @@ void Core::OnAccept(ErrorCode ec, Socket socket, Worker* target) {
     return;
   }
   ErrorCode opt_ec;
-  socket.set_option(tcp::no_delay(true), opt_ec);
-  std::string remote;
+  Peer peer;
   auto ep = socket.remote_endpoint(opt_ec);
-  if (!opt_ec) remote = ep.address().to_string();
-  net::post(target->ioc, [target, s = std::move(socket), r = std::move(remote)]() mutable {
-    auto session = std::make_shared<Session>(target, std::move(s), std::move(r));
+  bool known = !opt_ec;
+  if (known) {
+    peer.remote = ep.address().to_string();
+    peer.ip = ToIpAddress(ep.address());
+    peer.canonical = peer.ip.ToString();
+    peer.trusted = !trusted.empty() && trusted.Contains(peer.ip);
+  }
+  // Caps: count first, then undo if over, so concurrent closes never let us overshoot.
+  bool over = total_conns.fetch_add(1, std::memory_order_relaxed) >= max_conns;
+  const int64_t per_address = opts.max_connections_per_address;
+  if (!over && known && per_address > 0 && !peer.trusted &&
+      !(opts.exempt_loopback && IsLoopback(peer.ip))) {
+    peer.addr_counted = addr_counts.TryAcquire(peer.ip, per_address);
+    over = !peer.addr_counted;
+  }
+  if (over) {
+    total_conns.fetch_sub(1, std::memory_order_relaxed);
+    Bump(n_rejected_conns);
+    RejectConnection(std::move(socket));
+    DoAccept();
+    return;
+  }
+  socket.set_option(tcp::no_delay(true), opt_ec);
+  net::post(target->ioc, [target, s = std::move(socket), p = std::move(peer)]() mutable {
+    auto session = std::make_shared<Session>(target, std::move(s), std::move(p));
     session->Start();
   });
   DoAccept();
+}
+
+// Writes a small 503 and closes, without blocking the acceptor's thread: a fresh socket's
+// send buffer takes the few hundred bytes whole, and what the client has already sent is
+// drained so that closing does not reset the connection before the answer is read.
+void Core::RejectConnection(Socket socket) {
+  Worker* w = workers[0].get();  // the acceptor's own thread
+  std::string id;
+  w->NewRequestId(&id);
+  std::string body = ErrorBody(503, "SERVICE_ERROR", "too many connections", id);
+  std::string out = "HTTP/1.1 503 Service Unavailable\r\n";
+  out.append(fixed_headers).append(w->date_line);
+  out.append("Content-Type: application/json\r\nContent-Length: ");
+  AppendInt(&out, body.size());
+  out.append("\r\nX-Request-ID: ").append(id);
+  out.append("\r\nRetry-After: 1\r\nConnection: close\r\n\r\n").append(body);
+  ErrorCode ec;
+  socket.non_blocking(true, ec);
+  if (!ec) socket.write_some(net::buffer(out), ec);
+  socket.shutdown(net::socket_base::shutdown_send, ec);
+  char sink[4096];
+  for (int i = 0; i < 16; ++i) {
+    socket.read_some(net::buffer(sink), ec);
+    if (ec) break;
+  }
+  socket.close(ec);
 }
 
 void Core::RunWorker(Worker* w) {
@@ -908,6 +1247,26 @@ std::string Server::Start() {
   const ServerOptions& o = im.opts;
   if (im.router == nullptr) return "server has no router";
   im.idle_ms = std::max<int64_t>(1, o.idle_timeout_seconds) * 1000;
+  im.header_ms = std::max<int64_t>(0, o.header_timeout_seconds) * 1000;
+  im.body_ms = std::max<int64_t>(0, o.body_timeout_seconds) * 1000;
+  im.rate_window_ms = std::max<int64_t>(1, o.min_rate_window_seconds) * 1000;
+  im.min_rate = std::min<uint64_t>(o.min_body_bytes_per_second, 1ull << 40);
+  std::string bad_proxy;
+  if (!im.trusted.AddAll(o.trusted_proxies, &bad_proxy)) {
+    return "trusted_proxies: '" + bad_proxy + "' is not an IP address or CIDR network";
+  }
+  im.max_conns = std::max<int64_t>(1, o.max_connections);
+  struct rlimit nofile;
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur != RLIM_INFINITY) {
+    int64_t limit = static_cast<int64_t>(nofile.rlim_cur);
+    int64_t usable = limit - std::max<int64_t>(64, limit / 8);
+    if (usable < im.max_conns) {
+      im.max_conns = std::max<int64_t>(1, usable);
+      LOG_INFO("connection cap lowered to fit the open-file limit")
+          .Int("max_connections", im.max_conns)
+          .Int("rlimit_nofile", limit);
+    }
+  }
   im.mp_limits.max_field_bytes = o.max_field_bytes;
   im.fixed_headers = "Server: serveml\r\n";
   for (const auto& [k, v] : o.default_headers) {
@@ -974,6 +1333,19 @@ int64_t Server::connections() const {
   int64_t n = 0;
   for (const auto& w : impl_->workers) n += w->open.load(std::memory_order_relaxed);
   return n;
+}
+
+int64_t Server::max_connections() const { return impl_->max_conns; }
+
+uint64_t Server::rejected_connections() const {
+  return impl_->n_rejected_conns.load(std::memory_order_relaxed);
+}
+uint64_t Server::timeouts() const { return impl_->n_timeouts.load(std::memory_order_relaxed); }
+uint64_t Server::pre_auth_failures() const {
+  return impl_->n_pre_auth.load(std::memory_order_relaxed);
+}
+uint64_t Server::rejected_bodies() const {
+  return impl_->n_rejected_bodies.load(std::memory_order_relaxed);
 }
 
 void Server::Stop(int drain_seconds) {

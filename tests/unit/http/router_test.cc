@@ -151,5 +151,43 @@ TEST_F(RouterTest, RoutesInInsertionOrder) {
   EXPECT_EQ(router_.routes()[4].pattern, "/api/v1/deployments/{id}");
 }
 
+TEST_F(RouterTest, PolicyTravelsWithTheMatchedRoute) {
+  Router r;
+  r.Add("GET", "/plain", Tag("plain"));  // 3-argument Add: the default policy
+  r.Add("POST", "/api/v1/predict/{id}", Tag("predict"), RoutePolicy{BodyKind::kPredict, true});
+  r.Add("POST", "/api/v1/deploy", Tag("deploy"), RoutePolicy{BodyKind::kUpload, true});
+  r.Add("GET", "/api/v1/me", Tag("me"), RoutePolicy{BodyKind::kNone, true});
+
+  const Router::Route* route = nullptr;
+  Request a = Req("GET", "/plain");
+  ASSERT_EQ(r.MatchRoute(&a, &route), Router::MatchResult::kFound);
+  EXPECT_EQ(route->policy.body, BodyKind::kJson);
+  EXPECT_FALSE(route->policy.authenticated);
+
+  Request b = Req("POST", "/api/v1/predict/m1");
+  ASSERT_EQ(r.MatchRoute(&b, &route), Router::MatchResult::kFound);
+  EXPECT_EQ(route->policy.body, BodyKind::kPredict);
+  EXPECT_TRUE(route->policy.authenticated);
+  EXPECT_EQ(RunHandler(&route->handler), "predict");
+  EXPECT_EQ(b.Param("id"), "m1");
+
+  Request c = Req("POST", "/api/v1/deploy");
+  ASSERT_EQ(r.MatchRoute(&c, &route), Router::MatchResult::kFound);
+  EXPECT_EQ(route->policy.body, BodyKind::kUpload);
+
+  Request d = Req("HEAD", "/api/v1/me");  // HEAD gets the GET route's policy
+  ASSERT_EQ(r.MatchRoute(&d, &route), Router::MatchResult::kFound);
+  EXPECT_EQ(route->policy.body, BodyKind::kNone);
+  EXPECT_TRUE(route->policy.authenticated);
+
+  std::string allow;
+  Request e = Req("DELETE", "/api/v1/deploy");
+  route = nullptr;
+  EXPECT_EQ(r.MatchRoute(&e, &route, &allow), Router::MatchResult::kMethodNotAllowed);
+  EXPECT_EQ(route, nullptr);
+  EXPECT_EQ(allow, "POST");
+  EXPECT_EQ(r.routes()[1].policy.body, BodyKind::kPredict);
+}
+
 }  // namespace
 }  // namespace serveml::http

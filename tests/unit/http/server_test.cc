@@ -2,13 +2,16 @@
 
 #include <dirent.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <atomic>
 #include <chrono>
 #include <fstream>
+#include <limits>
 #include <mutex>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -116,6 +119,7 @@ class ServerTest : public ::testing::Test {
       j["q"] = req.QueryParam("q", &q) ? q : "<none>";
       j["request_id"] = req.request_id;
       j["remote"] = req.remote_addr;
+      j["client"] = req.client_addr;
       j["ua"] = std::string(req.Header("user-agent"));
       respond(Response::Json(200, j.dump()));
     });
@@ -127,25 +131,28 @@ class ServerTest : public ::testing::Test {
     });
     router_.Add("DELETE", "/echo/{id}",
                 [](Request&, Responder respond) { respond(Response::Json(204, "")); });
-    router_.Add("POST", "/upload", [this](Request& req, Responder respond) {
-      nlohmann::json j = nlohmann::json::array();
-      for (const FormPart& p : req.form) {
-        nlohmann::json pj;
-        pj["name"] = p.name;
-        pj["filename"] = p.filename;
-        pj["value"] = p.value;
-        pj["size"] = p.size;
-        if (!p.file_path.empty()) {
-          std::string content = ReadFile(p.file_path);
-          pj["file_bytes_read"] = content.size();
-          std::lock_guard<std::mutex> lock(mu_);
-          upload_paths_.push_back(p.file_path);
-          upload_contents_.push_back(std::move(content));
-        }
-        j.push_back(pj);
-      }
-      respond(Response::Json(200, j.dump()));
-    });
+    router_.Add(
+        "POST", "/upload",
+        [this](Request& req, Responder respond) {
+          nlohmann::json j = nlohmann::json::array();
+          for (const FormPart& p : req.form) {
+            nlohmann::json pj;
+            pj["name"] = p.name;
+            pj["filename"] = p.filename;
+            pj["value"] = p.value;
+            pj["size"] = p.size;
+            if (!p.file_path.empty()) {
+              std::string content = ReadFile(p.file_path);
+              pj["file_bytes_read"] = content.size();
+              std::lock_guard<std::mutex> lock(mu_);
+              upload_paths_.push_back(p.file_path);
+              upload_contents_.push_back(std::move(content));
+            }
+            j.push_back(pj);
+          }
+          respond(Response::Json(200, j.dump()));
+        },
+        RoutePolicy{BodyKind::kUpload});
     router_.Add("GET", "/slow", [this](Request& req, Responder respond) {
       int ms = 300;
       std::string v;
@@ -364,7 +371,7 @@ TEST_F(ServerTest, PostBodyAndChunked) {
 
 TEST_F(ServerTest, BodyTooLargeWithContentLength) {
   ServerOptions opts;
-  opts.max_body_bytes = 1000;
+  opts.max_json_body_bytes = 1000;
   StartServer(opts);
   // Exactly at the limit: fine.
   ClientResponse r;
@@ -383,7 +390,7 @@ TEST_F(ServerTest, BodyTooLargeWithContentLength) {
 
 TEST_F(ServerTest, BodyTooLargeChunked) {
   ServerOptions opts;
-  opts.max_body_bytes = 1000;
+  opts.max_json_body_bytes = 1000;
   StartServer(opts);
   TestConn c;
   ASSERT_TRUE(c.Connect(port_));
@@ -737,6 +744,471 @@ TEST_F(ServerTest, StopGivesUpAfterDrainDeadline) {
   EXPECT_TRUE(c.WaitClosed());
   // The late Responder call (from the background thread) must be harmless.
   bg_.Join();
+}
+
+// --- Route policies, authentication before the body, deadlines, connection caps ---
+
+std::string Header(const std::string& name, const std::string& value) {
+  return name + ": " + value + "\r\n";
+}
+
+std::string ErrorCode(const ClientResponse& r) {
+  return nlohmann::json::parse(r.body)["error"]["code"].get<std::string>();
+}
+
+std::string ErrorMessage(const ClientResponse& r) {
+  return nlohmann::json::parse(r.body)["error"]["message"].get<std::string>();
+}
+
+// A pre_authenticate that wants "Authorization: Bearer good".
+std::optional<PreAuthFailure> BearerGood(const Request& req) {
+  std::string_view auth = req.Header("authorization");
+  if (auth.empty()) return PreAuthFailure{401, "UNAUTHORIZED", "missing Authorization header"};
+  if (auth != "Bearer good") return PreAuthFailure{403, "FORBIDDEN", "not allowed"};
+  return std::nullopt;
+}
+
+TEST_F(ServerTest, PreAuthRefusesHugeUploadWithoutReadingIt) {
+  std::atomic<int> handler_calls{0};
+  std::atomic<int> pre_auth_calls{0};
+  std::mutex seen_mu;
+  std::string seen_param, seen_client;
+  router_.Add(
+      "POST", "/secure/{kind}/upload",
+      [&](Request& req, Responder respond) {
+        handler_calls.fetch_add(1);
+        respond(Response::Json(200, std::to_string(req.form.size())));
+      },
+      RoutePolicy{BodyKind::kUpload, /*authenticated=*/true});
+  ServerOptions opts;
+  opts.pre_authenticate = [&](const Request& req) {
+    pre_auth_calls.fetch_add(1);
+    std::lock_guard<std::mutex> lock(seen_mu);
+    seen_param = std::string(req.Param("kind"));
+    seen_client = req.client_addr;
+    EXPECT_TRUE(req.body.empty());
+    return BearerGood(req);
+  };
+  StartServer(opts);
+
+  // Declares 200 MiB (well within max_upload_bytes) and sends only the headers and the
+  // first 64 KiB, a file part included: the 401 must come back on that alone.
+  const uint64_t declared = 200ull << 20;
+  std::string head =
+      "POST /secure/model/upload HTTP/1.1\r\nHost: x\r\n"
+      "Content-Type: multipart/form-data; boundary=bb\r\n"
+      "Expect: 100-continue\r\n"
+      "Content-Length: " +
+      std::to_string(declared) + "\r\n\r\n";
+  std::string first = MultipartBody("bb", std::string(64 << 10, 'm')).substr(0, 64 << 10);
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(c.Send(head + first));
+  ClientResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 401);  // no "100 Continue" before it
+  EXPECT_EQ(r.Header("www-authenticate"), "Bearer");
+  EXPECT_EQ(r.Header("connection"), "close");
+  EXPECT_EQ(ErrorCode(r), "UNAUTHORIZED");
+  EXPECT_EQ(ErrorMessage(r), "missing Authorization header");
+  EXPECT_EQ(nlohmann::json::parse(r.body)["request_id"], r.Header("x-request-id"));
+  EXPECT_TRUE(c.WaitClosed());
+  EXPECT_EQ(CountFiles(upload_dir_), 0u);  // no temp file was ever created
+  EXPECT_EQ(handler_calls.load(), 0);
+  EXPECT_EQ(pre_auth_calls.load(), 1);
+  EXPECT_EQ(server_->pre_auth_failures(), 1u);
+  {
+    std::lock_guard<std::mutex> lock(seen_mu);
+    EXPECT_EQ(seen_param, "model");  // path params are filled in before the check
+    EXPECT_EQ(seen_client, "127.0.0.1");
+  }
+
+  // A wrong token: 403 as returned, without WWW-Authenticate.
+  ASSERT_TRUE(RoundTrip(port_,
+                        "POST /secure/model/upload HTTP/1.1\r\nHost: x\r\n"
+                        "Authorization: Bearer bad\r\n"
+                        "Content-Type: multipart/form-data; boundary=bb\r\n"
+                        "Content-Length: " +
+                            std::to_string(declared) + "\r\n\r\n",
+                        &r));
+  EXPECT_EQ(r.status, 403);
+  EXPECT_EQ(ErrorCode(r), "FORBIDDEN");
+  EXPECT_FALSE(r.HasHeader("www-authenticate"));
+
+  // With credentials: 100 Continue, then the upload goes through.
+  std::string body = MultipartBody("bb", "weights");
+  TestConn ok;
+  ASSERT_TRUE(ok.Connect(port_));
+  ASSERT_TRUE(
+      ok.Send("POST /secure/model/upload HTTP/1.1\r\nHost: x\r\n"
+              "Authorization: Bearer good\r\nExpect: 100-continue\r\n"
+              "Content-Type: multipart/form-data; boundary=bb\r\n"
+              "Content-Length: " +
+              std::to_string(body.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(ok.ReadResponse(&r));
+  EXPECT_EQ(r.status, 100);
+  ASSERT_TRUE(ok.Send(body));
+  ASSERT_TRUE(ok.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.body, "2");
+  EXPECT_EQ(handler_calls.load(), 1);
+}
+
+TEST_F(ServerTest, PreAuthFailureWithoutBodyKeepsConnection) {
+  router_.Add(
+      "GET", "/private", [](Request&, Responder respond) { respond(Response::Json(200, "{}")); },
+      RoutePolicy{BodyKind::kNone, true});
+  ServerOptions opts;
+  opts.pre_authenticate = BearerGood;
+  StartServer(opts);
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ClientResponse r;
+  ASSERT_TRUE(c.Send(Get("/private")));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 401);
+  EXPECT_FALSE(r.HasHeader("connection"));
+  ASSERT_TRUE(c.Send(Get("/private", "Authorization: Bearer good\r\n")));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  // Routes without the flag never see the check.
+  ASSERT_TRUE(c.Send(Get("/hello")));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(server_->pre_auth_failures(), 1u);
+}
+
+TEST_F(ServerTest, PreAuthThrowIs500) {
+  router_.Add(
+      "GET", "/private", [](Request&, Responder respond) { respond(Response::Json(200, "{}")); },
+      RoutePolicy{BodyKind::kNone, true});
+  ServerOptions opts;
+  opts.pre_authenticate = [](const Request&) -> std::optional<PreAuthFailure> {
+    throw std::runtime_error("token store down");
+  };
+  StartServer(opts);
+  ClientResponse r;
+  ASSERT_TRUE(RoundTrip(port_, Get("/private"), &r));
+  EXPECT_EQ(r.status, 500);
+  EXPECT_EQ(ErrorCode(r), "SERVICE_ERROR");
+}
+
+TEST_F(ServerTest, MultipartToJsonRouteIs415WithoutReadingIt) {
+  StartServer();
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(
+      c.Send("POST /echo HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: multipart/form-data; boundary=bb\r\n"
+             "Content-Length: 100000000\r\n\r\n" +
+             MultipartBody("bb", "x")));
+  ClientResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 415);
+  EXPECT_EQ(ErrorCode(r), "UNSUPPORTED_MEDIA_TYPE");
+  EXPECT_NE(ErrorMessage(r).find("multipart/form-data"), std::string::npos);
+  EXPECT_EQ(r.Header("connection"), "close");
+  EXPECT_TRUE(c.WaitClosed());
+  EXPECT_EQ(CountFiles(upload_dir_), 0u);
+  EXPECT_EQ(server_->rejected_bodies(), 1u);
+}
+
+TEST_F(ServerTest, JsonBodyOverDefaultLimitIs413NamingIt) {
+  StartServer();  // default max_json_body_bytes: 1 MiB
+  ClientResponse r;
+  ASSERT_TRUE(RoundTrip(port_, Post("/echo", std::string(1 << 20, 'j')), &r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body.size(), 1u << 20);
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(
+      c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+             "Content-Length: 1048577\r\n\r\n"));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(ErrorCode(r), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(ErrorMessage(r), "request body is larger than the limit of 1048576 bytes");
+  EXPECT_TRUE(c.WaitClosed());
+}
+
+TEST_F(ServerTest, PredictRouteTakesLargerBodies) {
+  router_.Add(
+      "POST", "/predict/{id}",
+      [](Request& req, Responder respond) {
+        respond(Response::Json(200, std::to_string(req.body.size())));
+      },
+      RoutePolicy{BodyKind::kPredict});
+  StartServer();
+  std::string five(5 << 20, 'p');
+  ClientResponse r;
+  ASSERT_TRUE(RoundTrip(port_, Post("/predict/m", five), &r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, std::to_string(five.size()));
+  // The same body is too large for a JSON route.
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                     std::to_string(five.size()) + "\r\n\r\n"));
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 413);
+  // And the predict cap (10 MiB by default) holds for chunked bodies too.
+  TestConn big;
+  ASSERT_TRUE(big.Connect(port_));
+  ASSERT_TRUE(
+      big.Send("POST /predict/m HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"));
+  std::string chunk = "100000\r\n" + std::string(1 << 20, 'c') + "\r\n";  // 1 MiB chunks
+  for (int i = 0; i < 11; ++i) {
+    if (!big.Send(chunk)) break;  // the server may have stopped reading
+  }
+  ASSERT_TRUE(big.ReadResponse(&r));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(ErrorMessage(r), "request body is larger than the limit of 10485760 bytes");
+}
+
+TEST_F(ServerTest, SlowLorisHeadersTimeOut) {
+  ServerOptions opts;
+  opts.header_timeout_seconds = 1;
+  StartServer(opts);  // idle timeout stays 60 s: every byte would reset that one
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_, /*recv_timeout_ms=*/5000));
+  std::atomic<bool> stop{false};
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread dribble([&] {
+    std::string req = Get("/hello", "X-Pad: " + std::string(200, 'a') + "\r\n");
+    for (char ch : req) {
+      if (stop.load() || !c.Send(std::string(1, ch))) return;
+      std::this_thread::sleep_for(200ms);
+    }
+  });
+  ClientResponse r;
+  bool got = c.ReadResponse(&r);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  stop = true;
+  dribble.join();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(ErrorCode(r), "TIMEOUT");
+  EXPECT_EQ(ErrorMessage(r), "request headers not received within 1 s");
+  EXPECT_EQ(r.Header("connection"), "close");
+  EXPECT_GE(waited, 700ms);
+  EXPECT_LT(waited, 2500ms);
+  EXPECT_TRUE(c.WaitClosed());
+  EXPECT_EQ(server_->timeouts(), 1u);
+}
+
+TEST_F(ServerTest, BodyDeadline) {
+  ServerOptions opts;
+  opts.body_timeout_seconds = 1;
+  opts.min_body_bytes_per_second = 0;
+  StartServer(opts);
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nhalf"));
+  ClientResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(ErrorMessage(r), "request body not received within 1 s");
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 2500ms);
+  EXPECT_TRUE(c.WaitClosed());
+}
+
+// Sends `body` after `head` at about `bytes_per_second` in 10 pieces a second until done,
+// `stop` is set or a send fails.
+void Dribble(TestConn* c, const std::string& body, size_t bytes_per_second,
+             std::atomic<bool>* stop) {
+  size_t step = std::max<size_t>(1, bytes_per_second / 10);
+  for (size_t pos = 0; pos < body.size() && !stop->load(); pos += step) {
+    if (!c->Send(body.substr(pos, step))) return;
+    std::this_thread::sleep_for(100ms);
+  }
+}
+
+TEST_F(ServerTest, UploadBelowMinimumRateIsCut) {
+  ServerOptions opts;
+  opts.min_body_bytes_per_second = 2000;
+  opts.min_rate_window_seconds = 1;
+  StartServer(opts);
+  // An upload (no whole-body deadline applies) trickling at ~500 B/s after a quick start
+  // that creates its temp file.
+  std::string body = MultipartBody("bb", std::string(200000, 'u'));
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(
+      c.Send("POST /upload HTTP/1.1\r\nHost: x\r\n"
+             "Content-Type: multipart/form-data; boundary=bb\r\n"
+             "Content-Length: " +
+             std::to_string(body.size()) + "\r\n\r\n" + body.substr(0, 1000)));
+  ASSERT_TRUE(WaitFor([&] { return CountFiles(upload_dir_) == 1; }));
+  std::atomic<bool> stop{false};
+  auto t0 = std::chrono::steady_clock::now();
+  std::thread sender([&] { Dribble(&c, body.substr(1000), 500, &stop); });
+  ClientResponse r;
+  bool got = c.ReadResponse(&r);
+  auto waited = std::chrono::steady_clock::now() - t0;
+  stop = true;
+  sender.join();
+  ASSERT_TRUE(got);
+  EXPECT_EQ(r.status, 408);
+  EXPECT_EQ(ErrorCode(r), "TIMEOUT");
+  EXPECT_EQ(ErrorMessage(r), "request body arrived slower than 2000 bytes per second");
+  EXPECT_LT(waited, 3s);
+  EXPECT_TRUE(c.WaitClosed());
+  EXPECT_EQ(CountFiles(upload_dir_), 0u);  // the partial upload is gone
+  EXPECT_TRUE(upload_paths_.empty());
+}
+
+TEST_F(ServerTest, BodyAboveMinimumRateIsNotCut) {
+  ServerOptions opts;
+  opts.min_body_bytes_per_second = 2000;
+  opts.min_rate_window_seconds = 1;
+  StartServer(opts);
+  // ~6 KB/s for about 2.5 s: several windows long, always above the minimum.
+  std::string body(15000, 'b');
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  ASSERT_TRUE(c.Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  std::atomic<bool> stop{false};
+  Dribble(&c, body, 6000, &stop);
+  ClientResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, body);
+  EXPECT_EQ(server_->timeouts(), 0u);
+}
+
+// Opens a connection and checks that it is served.
+bool OpenServed(TestConn* c, uint16_t port) {
+  ClientResponse r;
+  return c->Connect(port) && c->Send(Get("/hello")) && c->ReadResponse(&r) && r.status == 200;
+}
+
+void ExpectTooManyConnections(uint16_t port) {
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port));
+  ClientResponse r;
+  ASSERT_TRUE(c.ReadResponse(&r));  // sent without any request
+  EXPECT_EQ(r.status, 503);
+  EXPECT_EQ(r.Header("retry-after"), "1");
+  EXPECT_EQ(r.Header("connection"), "close");
+  EXPECT_EQ(ErrorCode(r), "SERVICE_ERROR");
+  EXPECT_EQ(ErrorMessage(r), "too many connections");
+  EXPECT_TRUE(c.WaitClosed());
+}
+
+TEST_F(ServerTest, PerAddressConnectionCap) {
+  ServerOptions opts;
+  opts.max_connections_per_address = 2;
+  StartServer(opts);
+  auto a = std::make_unique<TestConn>();
+  TestConn b;
+  ASSERT_TRUE(OpenServed(a.get(), port_));
+  ASSERT_TRUE(OpenServed(&b, port_));
+  ExpectTooManyConnections(port_);
+  EXPECT_EQ(server_->rejected_connections(), 1u);
+  EXPECT_EQ(server_->connections(), 2);
+  // A slot frees when a connection closes.
+  a.reset();
+  ASSERT_TRUE(WaitFor([&] { return server_->connections() == 1; }));
+  TestConn d;
+  EXPECT_TRUE(OpenServed(&d, port_));
+}
+
+TEST_F(ServerTest, GlobalConnectionCap) {
+  ServerOptions opts;
+  opts.max_connections = 3;
+  opts.max_connections_per_address = 0;
+  StartServer(opts);
+  EXPECT_EQ(server_->max_connections(), 3);
+  TestConn a, b, c;
+  ASSERT_TRUE(OpenServed(&a, port_));
+  ASSERT_TRUE(OpenServed(&b, port_));
+  ASSERT_TRUE(OpenServed(&c, port_));
+  ExpectTooManyConnections(port_);
+  ExpectTooManyConnections(port_);
+  EXPECT_EQ(server_->rejected_connections(), 2u);
+  c.Close();
+  ASSERT_TRUE(WaitFor([&] { return server_->connections() == 2; }));
+  TestConn d;
+  EXPECT_TRUE(OpenServed(&d, port_));
+}
+
+TEST_F(ServerTest, GlobalCapClampedToOpenFileLimit) {
+  ServerOptions opts;
+  opts.max_connections = std::numeric_limits<int64_t>::max();
+  StartServer(opts);
+  struct rlimit nofile;
+  ASSERT_EQ(getrlimit(RLIMIT_NOFILE, &nofile), 0);
+  if (nofile.rlim_cur != RLIM_INFINITY) {
+    EXPECT_LT(server_->max_connections(), static_cast<int64_t>(nofile.rlim_cur));
+  }
+  EXPECT_GE(server_->max_connections(), 1);
+}
+
+TEST_F(ServerTest, ExemptLoopbackAndTrustedProxiesAreNotCappedPerAddress) {
+  for (int variant = 0; variant < 2; ++variant) {
+    ServerOptions opts;
+    opts.max_connections_per_address = 1;
+    if (variant == 0) opts.exempt_loopback = true;
+    if (variant == 1) opts.trusted_proxies = {"127.0.0.1"};
+    StartServer(opts);
+    TestConn a, b, c;
+    EXPECT_TRUE(OpenServed(&a, port_)) << variant;
+    EXPECT_TRUE(OpenServed(&b, port_)) << variant;
+    EXPECT_TRUE(OpenServed(&c, port_)) << variant;
+    EXPECT_EQ(server_->rejected_connections(), 0u);
+    server_->Stop(1);
+    server_.reset();
+  }
+  // Without either, loopback is capped like any address.
+  ServerOptions opts;
+  opts.max_connections_per_address = 1;
+  StartServer(opts);
+  TestConn a;
+  ASSERT_TRUE(OpenServed(&a, port_));
+  ExpectTooManyConnections(port_);
+}
+
+TEST_F(ServerTest, ClientAddressFromTrustedProxy) {
+  ServerOptions opts;
+  opts.trusted_proxies = {"10.0.0.0/8", "127.0.0.0/8", "::1"};
+  StartServer(opts);
+  TestConn c;
+  ASSERT_TRUE(c.Connect(port_));
+  auto client_of = [&](const std::string& extra) {
+    ClientResponse r;
+    if (!c.Send(Get("/echo/1", extra)) || !c.ReadResponse(&r)) return std::string("<io>");
+    auto j = nlohmann::json::parse(r.body);
+    EXPECT_EQ(j["remote"], "127.0.0.1");  // the socket peer, always
+    return j["client"].get<std::string>();
+  };
+  EXPECT_EQ(client_of(Header("X-Forwarded-For", "6.6.6.6, 203.0.113.9, 10.1.1.1")), "203.0.113.9");
+  EXPECT_EQ(client_of(Header("X-Forwarded-For", "6.6.6.6") +
+                      Header("X-Forwarded-For", "2001:DB8::7, 10.0.0.2")),
+            "2001:db8::7");
+  EXPECT_EQ(client_of(""), "127.0.0.1");  // same connection, no header: the peer again
+  EXPECT_EQ(client_of(Header("X-Forwarded-For", "garbage")), "127.0.0.1");
+
+  // The peer is not trusted: the header is ignored.
+  server_->Stop(1);
+  server_.reset();
+  ServerOptions plain;
+  plain.trusted_proxies = {"10.0.0.0/8"};
+  StartServer(plain);
+  ClientResponse r;
+  ASSERT_TRUE(RoundTrip(port_, Get("/echo/1", Header("X-Forwarded-For", "203.0.113.9")), &r));
+  EXPECT_EQ(nlohmann::json::parse(r.body)["client"], "127.0.0.1");
+}
+
+TEST(ServerStartTest, BadTrustedProxyRefusesToStart) {
+  Router router;
+  ServerOptions opts;
+  opts.port = 0;
+  opts.io_threads = 1;
+  opts.trusted_proxies = {"10.0.0.0/8", "proxy.internal"};
+  Server s(opts, &router);
+  EXPECT_NE(s.Start().find("proxy.internal"), std::string::npos);
 }
 
 TEST(ServerStartTest, BindFailureReported) {
