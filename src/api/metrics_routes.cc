@@ -144,29 +144,42 @@ Response GetMetrics(ApiContext* ctx, const Request& req) {
 }  // namespace
 
 void RegisterMetricsRoutes(http::Router* router, ApiContext* ctx) {
-  router->Add("GET", "/api/v1/metrics/{id}", [ctx](Request& req, Responder respond) {
-    // Blocking (database reads): run on the blocking pool with a copy of the request.
-    auto shared = std::make_shared<Request>();
-    shared->method = req.method;
-    shared->path = req.path;
-    shared->target = req.target;
-    shared->query = req.query;
-    shared->headers = req.headers;
-    shared->request_id = req.request_id;
-    shared->path_params = req.path_params;
-    shared->remote_addr = req.remote_addr;
-    bool ok = ctx->blocking->Submit([ctx, shared, respond]() mutable {
-      Response r;
-      try {
-        r = GetMetrics(ctx, *shared);
-      } catch (const std::exception& e) {
-        LOG_ERROR("handler failed").Str("request_id", shared->request_id).Str("error", e.what());
-        r = ErrorResponse(Internal("internal error"), shared->request_id);
-      }
-      respond(std::move(r));
-    });
-    if (!ok) respond(ErrorResponse(Unavailable("the server is shutting down"), req.request_id));
-  });
+  router->Add(
+      "GET", "/api/v1/metrics/{id}",
+      [ctx](Request& req, Responder respond) {
+        // Blocking (database reads): run on the blocking pool with a copy of the request.
+        auto shared = std::make_shared<Request>();
+        shared->method = req.method;
+        shared->path = req.path;
+        shared->target = req.target;
+        shared->query = req.query;
+        shared->headers = req.headers;
+        shared->request_id = req.request_id;
+        shared->path_params = req.path_params;
+        shared->remote_addr = req.remote_addr;
+        shared->client_addr = req.client_addr;
+        bool ok = ctx->blocking->Submit([ctx, shared, respond]() mutable {
+          Response r;
+          try {
+            r = GetMetrics(ctx, *shared);
+          } catch (const std::exception& e) {
+            LOG_ERROR("handler failed")
+                .Str("request_id", shared->request_id)
+                .Str("error", e.what());
+            r = ErrorResponse(Internal("internal error"), shared->request_id);
+          }
+          respond(std::move(r));
+        });
+        if (!ok) {
+          Response r = ErrorResponse(
+              Unavailable(ctx->blocking->stopping() ? "the server is shutting down"
+                                                    : "the server is busy; retry in a moment"),
+              req.request_id);
+          if (!ctx->blocking->stopping()) r.headers.emplace_back("Retry-After", "1");
+          respond(std::move(r));
+        }
+      },
+      http::RoutePolicy{http::BodyKind::kNone, true});
 }
 
 }  // namespace serveml::api

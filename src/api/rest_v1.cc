@@ -42,6 +42,7 @@ std::shared_ptr<Request> Detach(Request& req) {
   d->form = std::move(req.form);
   d->uploads = std::move(req.uploads);
   d->remote_addr = req.remote_addr;
+  d->client_addr = req.client_addr;
   d->request_id = req.request_id;
   d->path_params = req.path_params;
   return d;
@@ -74,7 +75,8 @@ void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn, ThreadPool
 }
 
 // The client address throttles and quotas key on.
-std::string ClientAddr(const Request& req) { return req.remote_addr; }
+// (the peer, or the client a trusted proxy names in X-Forwarded-For).
+std::string ClientAddr(const Request& req) { return req.client_addr; }
 
 // 429 RATE_LIMITED with Retry-After.
 Response RateLimitedResponse(const Status& st, int64_t retry_after, std::string_view request_id) {
@@ -727,7 +729,7 @@ Response RunPrediction(const Request& req, const platform::ServingHandle& h, int
 // user, else (anonymous call to a public deployment) the client address.
 uint64_t CallerOf(const platform::Principal* p, const Request& req) {
   if (p) return platform::CallerHash(p->via_api_key ? p->api_key_id : p->user_id);
-  std::string anon = "anon:" + req.remote_addr;
+  std::string anon = "anon:" + req.client_addr;
   return platform::CallerHash(anon);
 }
 
@@ -791,25 +793,36 @@ void RegisterRestV1(http::Router* router, ApiContext* ctx) {
           ctx->hashing ? ctx->hashing : ctx->blocking);
     };
   };
-  router->Add("POST", "/api/v1/auth/register", hashing(&Register));
-  router->Add("POST", "/api/v1/auth/login", hashing(&Login));
-  router->Add("POST", "/api/v1/auth/logout", offload(&Logout));
-  router->Add("POST", "/api/v1/auth/password", hashing(&ChangePassword));
-  router->Add("GET", "/api/v1/auth/me", offload(&Me));
-  router->Add("POST", "/api/v1/api-keys", offload(&CreateApiKey));
-  router->Add("GET", "/api/v1/api-keys", offload(&ListApiKeys));
-  router->Add("DELETE", "/api/v1/api-keys/{id}", offload(&RevokeApiKey));
-  router->Add("POST", "/api/v1/deploy", offload(&Deploy));
-  router->Add("GET", "/api/v1/deployments", offload(&ListDeployments));
-  router->Add("GET", "/api/v1/deployments/{id}", offload(&GetDeployment));
-  router->Add("PATCH", "/api/v1/deployments/{id}", offload(&PatchDeployment));
-  router->Add("DELETE", "/api/v1/deployments/{id}", offload(&DeleteDeployment));
-  router->Add("POST", "/api/v1/deployments/{id}/versions", offload(&AddVersion));
-  router->Add("GET", "/api/v1/deployments/{id}/versions", offload(&ListVersions));
-  router->Add("POST", "/api/v1/deployments/{id}/rollback", offload(&Rollback));
-  router->Add("GET", "/api/v1/deployments/{id}/onnx", offload(&DownloadOnnx));
-  router->Add("POST", "/api/v1/predict/{id}",
-              [ctx](Request& req, Responder respond) { Predict(ctx, req, std::move(respond)); });
+  // Route policies: what body each route takes, and whether its credentials are checked
+  // from the headers before a byte of the body is read (http::RoutePolicy).
+  using http::BodyKind;
+  const http::RoutePolicy json_public{BodyKind::kJson, false};
+  const http::RoutePolicy json_auth{BodyKind::kJson, true};
+  const http::RoutePolicy none_auth{BodyKind::kNone, true};
+  const http::RoutePolicy upload_auth{BodyKind::kUpload, true};
+  router->Add("POST", "/api/v1/auth/register", hashing(&Register), json_public);
+  router->Add("POST", "/api/v1/auth/login", hashing(&Login), json_public);
+  router->Add("POST", "/api/v1/auth/logout", offload(&Logout), none_auth);
+  router->Add("POST", "/api/v1/auth/password", hashing(&ChangePassword), json_auth);
+  router->Add("GET", "/api/v1/auth/me", offload(&Me), none_auth);
+  router->Add("POST", "/api/v1/api-keys", offload(&CreateApiKey), json_auth);
+  router->Add("GET", "/api/v1/api-keys", offload(&ListApiKeys), none_auth);
+  router->Add("DELETE", "/api/v1/api-keys/{id}", offload(&RevokeApiKey), none_auth);
+  router->Add("POST", "/api/v1/deploy", offload(&Deploy), upload_auth);
+  router->Add("GET", "/api/v1/deployments", offload(&ListDeployments), none_auth);
+  router->Add("GET", "/api/v1/deployments/{id}", offload(&GetDeployment), none_auth);
+  router->Add("PATCH", "/api/v1/deployments/{id}", offload(&PatchDeployment), json_auth);
+  router->Add("DELETE", "/api/v1/deployments/{id}", offload(&DeleteDeployment), none_auth);
+  router->Add("POST", "/api/v1/deployments/{id}/versions", offload(&AddVersion), upload_auth);
+  router->Add("GET", "/api/v1/deployments/{id}/versions", offload(&ListVersions), none_auth);
+  router->Add("POST", "/api/v1/deployments/{id}/rollback", offload(&Rollback), json_auth);
+  router->Add("GET", "/api/v1/deployments/{id}/onnx", offload(&DownloadOnnx), none_auth);
+  // Public deployments answer anonymous callers, so predictions are not pre-authenticated;
+  // their body has its own cap (max_predict_body_bytes).
+  router->Add(
+      "POST", "/api/v1/predict/{id}",
+      [ctx](Request& req, Responder respond) { Predict(ctx, req, std::move(respond)); },
+      http::RoutePolicy{BodyKind::kPredict, false});
 }
 
 }  // namespace serveml::api

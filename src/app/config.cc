@@ -88,6 +88,20 @@ Status SetField(ServerConfig* c, std::string_view key, const std::string& v) {
       c->login_max_delay_seconds = std::stoll(v);
     else if (key == "login-failures-per-address" || key == "login_failures_per_address")
       c->login_failures_per_address = std::stoll(v);
+    else if (key == "max-json-body-kb" || key == "max_json_body_kb")
+      c->max_json_body_bytes = std::stoll(v) << 10;
+    else if (key == "header-timeout-seconds" || key == "header_timeout_seconds")
+      c->header_timeout_seconds = std::stoi(v);
+    else if (key == "body-timeout-seconds" || key == "body_timeout_seconds")
+      c->body_timeout_seconds = std::stoi(v);
+    else if (key == "min-body-rate" || key == "min_body_rate")
+      c->min_body_bytes_per_second = std::stoll(v);
+    else if (key == "max-connections" || key == "max_connections")
+      c->max_connections = std::stoll(v);
+    else if (key == "max-connections-per-address" || key == "max_connections_per_address")
+      c->max_connections_per_address = std::stoll(v);
+    else if (key == "trusted-proxies" || key == "trusted_proxies")
+      c->trusted_proxies = v;
     else if (key == "exempt-loopback" || key == "exempt_loopback")
       c->exempt_loopback = v == "true" || v == "1";
     else

@@ -17,7 +17,15 @@ struct ServerConfig {
   int blocking_threads = 4;  // control-plane work (db, disk, password hashing)
   int model_threads = 0;     // 0 = one per core
   int validate_threads = 2;
-  int64_t max_body_bytes = 10 << 20;  // JSON bodies
+  int64_t max_body_bytes = 10 << 20;      // prediction bodies (--max-body-mb)
+  int64_t max_json_body_bytes = 1 << 20;  // other JSON bodies (--max-json-body-kb)
+  // Slow clients and connection caps (http::ServerOptions).
+  int header_timeout_seconds = 10;
+  int body_timeout_seconds = 30;
+  int64_t min_body_bytes_per_second = 1024;
+  int64_t max_connections = 10000;
+  int64_t max_connections_per_address = 256;
+  std::string trusted_proxies;  // comma-separated IPs/CIDRs whose X-Forwarded-For is used
   int64_t max_upload_bytes = 1ll << 30;
   int64_t model_memory_budget_bytes = 4ll << 30;
   int64_t token_ttl_seconds = 24 * 3600;

@@ -9,8 +9,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <new>
+#include <optional>
 #include <stdexcept>
 #include <thread>
+#include <vector>
 
 #include "api/api_context.h"
 #include "api/errors.h"
@@ -42,6 +44,20 @@ size_t OrCores(int n) {
   if (n > 0) return static_cast<size_t>(n);
   unsigned c = std::thread::hardware_concurrency();
   return c ? c : 2;
+}
+
+std::vector<std::string> SplitList(const std::string& s) {
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : s + ",") {
+    if (c == ',' || c == ' ') {
+      if (!cur.empty()) out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  return out;
 }
 
 int Fail(const std::string& what, const Status& st) {
@@ -151,9 +167,12 @@ int ServeCommand(int argc, char** argv) {
   api::RegisterOpenApiRoutes(&router);
   api::RegisterWebRoutes(&router);
   if (cfg.bench_routes) {
-    router.Add("POST", "/_bench/noop", [](http::Request&, http::Responder respond) {
-      respond(http::Response::Json(200, "{\"ok\":true}"));
-    });
+    router.Add(
+        "POST", "/_bench/noop",
+        [](http::Request&, http::Responder respond) {
+          respond(http::Response::Json(200, "{\"ok\":true}"));
+        },
+        http::RoutePolicy{http::BodyKind::kPredict, false});
     // Test-only fault injection: throws std::runtime_error or std::bad_alloc on an I/O
     // thread or in a task of one of the pools; the answer must be 500 SERVICE_ERROR and
     // the process must go on.
@@ -187,6 +206,26 @@ int ServeCommand(int argc, char** argv) {
   opts.port = static_cast<uint16_t>(cfg.port);
   opts.io_threads = OrCores(cfg.io_threads);
   opts.max_predict_body_bytes = static_cast<uint64_t>(cfg.max_body_bytes);
+  opts.max_json_body_bytes = static_cast<uint64_t>(cfg.max_json_body_bytes);
+  opts.header_timeout_seconds = cfg.header_timeout_seconds;
+  opts.body_timeout_seconds = cfg.body_timeout_seconds;
+  opts.min_body_bytes_per_second = static_cast<uint64_t>(cfg.min_body_bytes_per_second);
+  opts.max_connections = cfg.max_connections;
+  opts.max_connections_per_address = cfg.max_connections_per_address;
+  opts.exempt_loopback = cfg.exempt_loopback;
+  for (const auto& p : SplitList(cfg.trusted_proxies)) opts.trusted_proxies.push_back(p);
+  // Credentials are checked from the headers before the body of an authenticated route is
+  // read: a stranger cannot make the server buffer or store anything.
+  opts.pre_authenticate =
+      [&accounts](const http::Request& req) -> std::optional<http::PreAuthFailure> {
+    auto p = accounts.Authenticate(req.Header("authorization"));
+    if (p.ok()) return std::nullopt;
+    http::PreAuthFailure f;
+    f.status = api::HttpStatusFor(p.status().code());
+    f.code = std::string(api::ApiCodeFor(p.status().code()));
+    f.message = p.status().message();
+    return f;
+  };
   opts.max_upload_bytes = static_cast<uint64_t>(cfg.max_upload_bytes);
   opts.upload_dir = (*blobs)->temp_dir();
   opts.error_body = [](int /*status*/, std::string_view code, std::string_view message,

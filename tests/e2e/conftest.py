@@ -29,11 +29,12 @@ class Server:
     """One `serveml serve` process. Start/stop it as often as a test needs."""
 
     def __init__(self, data_dir: Path, extra_args: list[str] | None = None,
-                 exempt_loopback: bool = True):
+                 exempt_loopback: bool = True, prefix: list[str] | None = None):
         """`exempt_loopback`: the tests' own loopback client skips the per-address
         throttles (registrations, logins, connection caps); the abuse tests turn it off."""
         self.data_dir = data_dir
         self.extra_args = (extra_args or []) + (["--exempt-loopback"] if exempt_loopback else [])
+        self.prefix = prefix or []  # e.g. ["prlimit", "--as=..."]: runs the server under it
         self.proc: subprocess.Popen | None = None
         self.port = 0
         self.log_path = data_dir.parent / f"server-{uuid.uuid4().hex[:8]}.log"
@@ -46,7 +47,7 @@ class Server:
         self.port = free_port()
         self.log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(self.port),
+            [*self.prefix, str(BINARY), "serve", "--host", "127.0.0.1", "--port", str(self.port),
              "--data-dir", str(self.data_dir), *self.extra_args],
             stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.time() + timeout

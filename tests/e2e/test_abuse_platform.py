@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import threading
 import sqlite3
 import subprocess
 import time
@@ -426,3 +427,38 @@ def test_no_exception_ends_the_process(tmp_path, pool, kind):
         assert c.deploy(mlp(), name="after")["status"] == "active"
     finally:
         assert srv.stop() == 0
+
+
+def test_delete_never_removes_a_blob_another_upload_uses(tmp_path):
+    """User A deploys and deletes the same bytes in a loop while user B deploys them too:
+    every deployment B keeps must still load (its blob and converted ONNX exist)."""
+    srv = start(tmp_path, exempt=True)
+    try:
+        a, b = register(srv.url, "a"), register(srv.url, "b")
+        model = mlp(seed=7)
+        stop = threading.Event()
+
+        def churn():
+            while not stop.is_set():
+                d = a.deploy(model, name="churn", wait=False)
+                a.delete(f"/api/v1/deployments/{d['id']}")
+
+        t = threading.Thread(target=churn)
+        t.start()
+        kept = []
+        try:
+            for i in range(15):
+                kept.append(b.deploy(model, name=f"keep{i}")["id"])
+        finally:
+            stop.set()
+            t.join()
+        srv.stop()
+        srv.start()  # cold: every model is loaded from its stored ONNX again
+        b.url = srv.url
+        for dep in kept:
+            assert b.get(f"/api/v1/deployments/{dep}").json()["status"] == "active"
+            r = b.predict(dep, [1.0, 2.0, 3.0, 4.0])
+            assert r.status_code == 200, r.text
+            assert b.get(f"/api/v1/deployments/{dep}/onnx").status_code == 200
+    finally:
+        srv.stop()

@@ -43,7 +43,7 @@ PROBA_ATOL = 1e-5
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data = tmp_path_factory.mktemp("sklearn-data")
-    srv = Server(data, ["--max-body-mb", "64"]).start()
+    srv = Server(data, ["--max-body-mb", "64", "--quota-deployments", "10000"]).start()
     yield register(srv.url, "sk")
     assert srv.stop() == 0, srv.logs()[-4000:]
 

@@ -57,7 +57,7 @@ def old_models(tmp_path_factory) -> tuple[Path, dict]:
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     data = tmp_path_factory.mktemp("sklearn13-data")
-    srv = Server(data, ["--max-body-mb", "64"]).start()
+    srv = Server(data, ["--max-body-mb", "64", "--quota-deployments", "10000"]).start()
     yield register(srv.url, "sk13")
     assert srv.stop() == 0, srv.logs()[-4000:]
 
