@@ -4,8 +4,10 @@
 // one JSON object to stdout.
 #include "app/validate_command.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -100,10 +102,36 @@ int Validate(const std::string& framework, const std::string& sha256) {
   return WriteAll(1, out) ? 0 : 1;
 }
 
+// `--probe-confinement PATH`: applies the confinement, then tries what an attacker who ran
+// code in the child would try, and prints one line per attempt ("open: denied"). Used by the
+// tests to check the confinement itself; reads no model.
+int ProbeConfinement(const platform::SandboxLimits& limits, const std::string& path) {
+  const std::string applied = platform::ConfineValidateChild(limits, kSanitized);
+  std::string out = "applied: " + applied + "\n";
+  auto line = [&](const char* what, bool denied) {
+    out += std::string(what) + (denied ? ": denied\n" : ": ALLOWED\n");
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  line("open", fd < 0);
+  if (fd >= 0) ::close(fd);
+  int w = ::open("/tmp/serveml-confinement-probe", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+  line("create", w < 0);
+  if (w >= 0) ::close(w);
+  int sock = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  line("socket", sock < 0);
+  if (sock >= 0) ::close(sock);
+  line("kill", ::kill(::getppid(), 0) != 0);
+  (void)WriteAll(1, out);
+  char* args[] = {const_cast<char*>("/bin/true"), nullptr};
+  ::execve("/bin/true", args, environ);
+  (void)WriteAll(1, "exec: denied\n");
+  return 0;
+}
+
 }  // namespace
 
 int ValidateCommand(int argc, char** argv) {
-  std::string framework, sha256;
+  std::string framework, sha256, probe;
   platform::SandboxLimits limits;
   long parent = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
@@ -121,7 +149,10 @@ int ValidateCommand(int argc, char** argv) {
       limits.max_onnx_mb = std::atoll(v);
     else if (k == "--parent-pid")
       parent = std::atol(v);
+    else if (k == "--probe-confinement")
+      probe = v;
   }
+  if (!probe.empty()) return ProbeConfinement(limits, probe);
   if (framework.empty() || limits.memory_mb <= 0 || limits.cpu_seconds <= 0) {
     static const char kUsage[] =
         "serveml validate: internal command of the server (model file on stdin)\n";

@@ -4,6 +4,13 @@
 #include <fcntl.h>
 #include <linux/audit.h>
 #include <linux/filter.h>
+#include <linux/landlock.h>
+#ifndef LANDLOCK_ACCESS_FS_REFER
+#define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)  // Landlock ABI 2 (Linux 5.19)
+#endif
+#ifndef LANDLOCK_ACCESS_FS_TRUNCATE
+#define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)  // Landlock ABI 3 (Linux 6.2)
+#endif
 #include <linux/seccomp.h>
 #include <poll.h>
 #include <sched.h>
@@ -60,23 +67,29 @@ bool Contains(const std::string& s, const char* needle) {
   return s.find(needle) != std::string::npos;
 }
 
-// The child's environment: the server's, with thread pools pinned to one thread and, under
-// a sanitizer, the allocator limits that stand in for RLIMIT_AS.
+// The child's environment: only the variables that tune the engine, the importers and the
+// sanitizers (never the server's secrets or credentials), thread pools pinned to one
+// thread and, under a sanitizer, the allocator limits that stand in for RLIMIT_AS.
 std::vector<std::string> ChildEnvironment(const SandboxLimits& limits) {
+  static constexpr std::string_view kKept[] = {
+      "SERVEML_ENGINE_", "SERVEML_IMPORT_",  "OPENBLAS_", "ONEDNN_", "DNNL_", "UBSAN_OPTIONS=",
+      "LSAN_OPTIONS=",   "LD_LIBRARY_PATH=", "LANG=",     "LC_ALL=", "TZ="};
   std::vector<std::string> env;
   std::string asan;
   for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
     std::string_view kv(*e);
     auto starts = [&](std::string_view k) { return kv.substr(0, k.size()) == k; };
-    if (starts("OMP_NUM_THREADS=") || starts("OPENBLAS_NUM_THREADS=") ||
-        starts("MKL_NUM_THREADS=")) {
-      continue;
-    }
+    if (starts("OPENBLAS_NUM_THREADS=")) continue;
     if (starts("ASAN_OPTIONS=")) {
       asan = std::string(kv.substr(13));
       continue;
     }
-    env.emplace_back(kv);
+    for (std::string_view k : kKept) {
+      if (starts(k)) {
+        env.emplace_back(kv);
+        break;
+      }
+    }
   }
   env.emplace_back("OMP_NUM_THREADS=1");
   env.emplace_back("OPENBLAS_NUM_THREADS=1");
@@ -336,6 +349,41 @@ bool InstallSeccompFilter() {
 bool InstallSeccompFilter() { return false; }
 #endif
 
+// Landlock (Linux 5.13+): from here on the child may only read (and map executable) files
+// beneath the system directories; the data directory, the home directory and /tmp are
+// out of reach, and nothing can be created, written or removed anywhere. Descriptors
+// already open (the model file, the ONNX output) keep working.
+bool InstallLandlock() {
+  const long abi =
+      ::syscall(SYS_landlock_create_ruleset, nullptr, 0, LANDLOCK_CREATE_RULESET_VERSION);
+  if (abi < 1) return false;
+  uint64_t handled =
+      LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |
+      LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_REMOVE_DIR | LANDLOCK_ACCESS_FS_REMOVE_FILE |
+      LANDLOCK_ACCESS_FS_MAKE_CHAR | LANDLOCK_ACCESS_FS_MAKE_DIR | LANDLOCK_ACCESS_FS_MAKE_REG |
+      LANDLOCK_ACCESS_FS_MAKE_SOCK | LANDLOCK_ACCESS_FS_MAKE_FIFO | LANDLOCK_ACCESS_FS_MAKE_BLOCK |
+      LANDLOCK_ACCESS_FS_MAKE_SYM;
+  if (abi >= 2) handled |= LANDLOCK_ACCESS_FS_REFER;
+  if (abi >= 3) handled |= LANDLOCK_ACCESS_FS_TRUNCATE;
+  landlock_ruleset_attr attr{};
+  attr.handled_access_fs = handled;
+  const int rs = static_cast<int>(::syscall(SYS_landlock_create_ruleset, &attr, sizeof(attr), 0));
+  if (rs < 0) return false;
+  for (const char* dir : {"/usr", "/lib", "/lib64", "/etc", "/proc", "/sys"}) {
+    const int fd = ::open(dir, O_PATH | O_CLOEXEC);
+    if (fd < 0) continue;
+    landlock_path_beneath_attr rule{};
+    rule.allowed_access =
+        LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR | LANDLOCK_ACCESS_FS_EXECUTE;
+    rule.parent_fd = fd;
+    (void)::syscall(SYS_landlock_add_rule, rs, LANDLOCK_RULE_PATH_BENEATH, &rule, 0);
+    ::close(fd);
+  }
+  const bool ok = ::syscall(SYS_landlock_restrict_self, rs, 0) == 0;
+  ::close(rs);
+  return ok;
+}
+
 bool SetLimit(int resource, rlim_t soft, rlim_t hard) {
   rlimit r{soft, hard};
   return ::setrlimit(resource, &r) == 0;
@@ -360,6 +408,7 @@ std::string ConfineValidateChild(const SandboxLimits& limits, bool sanitized) {
   note(SetLimit(RLIMIT_CORE, 0, 0), "no-core");
   note(::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) == 0, "no-new-privs");
   note(::unshare(CLONE_NEWNET) == 0, "netns");
+  note(InstallLandlock(), "landlock");
   note(InstallSeccompFilter(), "seccomp");
   return applied;
 }

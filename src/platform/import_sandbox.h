@@ -13,9 +13,12 @@
 //     allocator's own malloc_limit_mb and hard_rss_limit_mb instead), CPU seconds
 //     (RLIMIT_CPU), output file size (RLIMIT_FSIZE), 32 descriptors, no core dumps;
 //   - a wall-clock timeout enforced by the parent (SIGKILL);
+//   - an environment reduced to the engine's, importers' and sanitizers' variables;
 //   - PR_SET_NO_NEW_PRIVS, a new network namespace where the kernel allows it (root or
-//     user namespaces), and a seccomp filter that refuses socket/connect/bind/listen/
-//     accept, execve/execveat, ptrace, process_vm_* and kill with EPERM (x86-64, arm64).
+//     user namespaces), Landlock where the kernel has it (read-only access beneath /usr,
+//     /lib, /lib64, /etc, /proc and /sys; nothing else readable, nothing writable), and a
+//     seccomp filter that refuses socket/connect/bind/listen/accept, execve/execveat,
+//     ptrace, process_vm_* and kill with EPERM (x86-64, arm64).
 //
 // Thread safety: RunImportSandbox may be called from several threads at once.
 #pragma once

@@ -462,3 +462,27 @@ def test_delete_never_removes_a_blob_another_upload_uses(tmp_path):
             assert b.get(f"/api/v1/deployments/{dep}/onnx").status_code == 200
     finally:
         srv.stop()
+
+
+def test_importer_child_is_confined(tmp_path):
+    """What code running inside the importer child could do: read the server's files, write
+    anywhere, open a socket, signal the server, run a program. Each is refused."""
+    secret = tmp_path / "data" / "jwt.key"
+    secret.parent.mkdir()
+    secret.write_bytes(os.urandom(32))
+    out = subprocess.run([str(BINARY), "validate", "--probe-confinement", str(secret),
+                          "--memory-mb", "2048", "--cpu-seconds", "10"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    lines = dict(line.split(": ", 1) for line in out.stdout.strip().splitlines())
+    applied = lines["applied"].split()
+    assert {"rlimit-cpu", "rlimit-nofile", "no-new-privs", "seccomp"} <= set(applied), applied
+    if not SANITIZED:
+        assert "rlimit-as" in applied
+    assert lines["socket"] == "denied"
+    assert lines["kill"] == "denied"
+    assert lines["exec"] == "denied"
+    if "landlock" in applied:  # Linux 5.13+ with Landlock enabled
+        assert lines["open"] == "denied"
+        assert lines["create"] == "denied"
+    assert not os.path.exists("/tmp/serveml-confinement-probe") or "landlock" not in applied
