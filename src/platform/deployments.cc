@@ -122,6 +122,17 @@ void Deployments::SetDirEntry(const store::Deployment& d) {
 
 namespace {
 
+// Makes `v` (an active version) the deployment's current one.
+void MakeCurrent(const store::DeploymentVersion& v, store::Deployment* d) {
+  d->status = store::kStatusActive;
+  d->error_message.clear();
+  d->current_version = v.version;
+  d->framework = v.framework;
+  d->model_type = v.model_type;
+  d->metadata_json = v.metadata_json;
+  d->size_bytes = v.size_bytes;
+}
+
 // The state a deployment must have given its versions (oldest first): its current version
 // if that one is active; else the newest active version; else `validating` while any
 // version still is; else `failed` with the newest version's error.
@@ -137,13 +148,7 @@ store::Deployment DeriveState(store::Deployment d,
   }
   if (!current) current = newest_active;
   if (current) {
-    d.status = store::kStatusActive;
-    d.error_message.clear();
-    d.current_version = current->version;
-    d.framework = current->framework;
-    d.model_type = current->model_type;
-    d.metadata_json = current->metadata_json;
-    d.size_bytes = current->size_bytes;
+    MakeCurrent(*current, &d);
   } else if (any_validating) {
     d.status = store::kStatusValidating;
     d.current_version.clear();
@@ -474,13 +479,7 @@ void Deployments::Validate(const std::string& deployment_id, const std::string& 
   if (model.ok()) {
     nv.status = store::kStatusActive;
     nv.error_message.clear();
-    nd.status = store::kStatusActive;
-    nd.error_message.clear();
-    nd.current_version = version;
-    nd.framework = nv.framework;
-    nd.model_type = nv.model_type;
-    nd.metadata_json = nv.metadata_json;
-    nd.size_bytes = nv.size_bytes;
+    MakeCurrent(nv, &nd);
   } else {
     nv.status = store::kStatusFailed;
     nv.error_message = model.status().message();
@@ -608,13 +607,7 @@ Result<store::Deployment> Deployments::Rollback(const std::string& user_id, cons
     return ValidationError("version '" + version + "' is " + v->status +
                            "; only a validated version can become current");
   }
-  d.current_version = version;
-  d.status = store::kStatusActive;
-  d.error_message.clear();
-  d.model_type = v->model_type;
-  d.metadata_json = v->metadata_json;
-  d.framework = v->framework;
-  d.size_bytes = v->size_bytes;
+  MakeCurrent(*v, &d);
   d.updated_at = NowUnixMicros();
   RETURN_IF_ERROR(store_->UpdateDeployment(d));
   SetDirEntry(d);
