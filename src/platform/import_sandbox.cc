@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <nlohmann/json.hpp>
 
@@ -63,8 +64,12 @@ int HighFd(int fd) {
 
 std::string MiB(int64_t mb) { return std::to_string(mb) + " MiB"; }
 
-bool Contains(const std::string& s, const char* needle) {
-  return s.find(needle) != std::string::npos;
+// Case-insensitive (ASCII) substring test.
+bool Contains(const std::string& s, std::string_view needle) {
+  auto lower = [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; };
+  auto it = std::search(s.begin(), s.end(), needle.begin(), needle.end(),
+                        [&](char a, char b) { return lower(a) == lower(b); });
+  return it != s.end();
 }
 
 // The child's environment: only the variables that tune the engine, the importers and the
@@ -273,8 +278,10 @@ Result<SandboxResult> RunImportSandbox(const SandboxRequest& request, const Sand
     log_child("importer failed");
     // The sanitizer allocator reports its own limits and exits non-zero.
     if (Contains(err, "out-of-memory") || Contains(err, "out of memory") ||
-        Contains(err, "malloc limit") || Contains(err, "rss-limit") || Contains(err, "RSS limit") ||
-        Contains(err, "allocation-size-too-big")) {
+        Contains(err, "malloc limit") || Contains(err, "malloc-limit") ||
+        Contains(err, "rss-limit") || Contains(err, "rss limit") ||
+        Contains(err, "allocation-size-too-big") ||
+        Contains(err, "exceeds maximum supported size")) {
       return InvalidInput(memory_msg);
     }
     return InvalidInput("the importer failed (exit status " + std::to_string(code) + ")");
