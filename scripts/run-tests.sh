@@ -50,7 +50,7 @@ SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovi
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e.log
 
-# The sanitized binary runs the API, security and importer-hostility suites; the large
+# The sanitized binary runs the API, security, abuse and importer-hostility suites; the large
 # numeric comparison suites (engine, operators, importers) run against the release binary.
 echo "== end-to-end tests (ASan/UBSan binary) =="
 SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m pytest -q -p no:cacheprovider \
@@ -63,7 +63,8 @@ SERVEML_BINARY=$PWD/build-asan/serveml SERVEML_SANITIZED=1 .venv/bin/python -m p
   tests/e2e/test_sklearn_composites.py::test_malformed_composites_fail_cleanly \
   tests/e2e/test_sklearn_composites.py::test_column_transformer_dataframe_named_features \
   tests/e2e/test_control_flow.py tests/e2e/test_nn_kernels.py tests/e2e/test_quantized_models.py \
-  tests/e2e/test_int_gemm.py 2>&1 | tee build/test-results/e2e-asan.log
+  tests/e2e/test_int_gemm.py tests/e2e/test_abuse_platform.py tests/e2e/test_abuse_http.py \
+  tests/e2e/test_crash_recovery.py 2>&1 | tee build/test-results/e2e-asan.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e-asan.log
 
