@@ -169,7 +169,7 @@ Result<ServerConfig> LoadServerConfig(int argc, char** argv) {
   if (c.registration != "open" && c.registration != "closed") {
     return InvalidInput("registration must be 'open' or 'closed'");
   }
-  if (c.hash_threads < 1 || c.hash_queue < 1 || c.blocking_queue < 1 || c.model_queue < 1 ||
+  if (c.hash_threads < 0 || c.hash_queue < 1 || c.blocking_queue < 1 || c.model_queue < 1 ||
       c.validate_queue < 1) {
     return InvalidInput("thread and queue sizes must be at least 1");
   }

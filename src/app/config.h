@@ -50,7 +50,7 @@ struct ServerConfig {
   int64_t quota_versions = 1000;
   int64_t quota_storage_mb = 20480;
   // Pools: password hashing has its own; every queue is bounded (over it: 503 Retry-After).
-  int hash_threads = 2;
+  int hash_threads = 0;  // 0 = half the cores (at least 1): hashing never takes them all
   int64_t hash_queue = 64;
   int64_t blocking_queue = 4096;
   int64_t model_queue = 4096;

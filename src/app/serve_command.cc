@@ -105,8 +105,9 @@ int ServeCommand(int argc, char** argv) {
   ThreadPool blocking(static_cast<size_t>(cfg.blocking_threads), "blocking",
                       static_cast<size_t>(cfg.blocking_queue));
   ThreadPool models(OrCores(cfg.model_threads), "models", static_cast<size_t>(cfg.model_queue));
-  ThreadPool hashing(static_cast<size_t>(cfg.hash_threads), "hashing",
-                     static_cast<size_t>(cfg.hash_queue));
+  ThreadPool hashing(cfg.hash_threads > 0 ? static_cast<size_t>(cfg.hash_threads)
+                                          : std::max<size_t>(1, OrCores(0) / 2),
+                     "hashing", static_cast<size_t>(cfg.hash_queue));
   runtime::ModelCache cache(cfg.model_memory_budget_bytes);
   platform::AccountsOptions account_opts;
   account_opts.registration_open = cfg.registration == "open";
