@@ -39,20 +39,6 @@ bool ParseResolution(std::string_view s, MetricsResolution* r) {
   return true;
 }
 
-const char* ResolutionName(MetricsResolution r) {
-  switch (r) {
-    case MetricsResolution::kMinute:
-      return "1m";
-    case MetricsResolution::kFiveMinutes:
-      return "5m";
-    case MetricsResolution::kHour:
-      return "1h";
-    case MetricsResolution::kDay:
-      return "1d";
-  }
-  return "1m";
-}
-
 Response GetMetrics(ApiContext* ctx, const Request& req) {
   auto p = ctx->accounts->Authenticate(req.Header("authorization"));
   if (!p.ok()) return ErrorResponse(p.status(), req.request_id);
@@ -106,7 +92,7 @@ Response GetMetrics(ApiContext* ctx, const Request& req) {
           {{"start", FormatIso8601(rep->start * 1000000)},
            {"end", FormatIso8601(rep->end * 1000000)},
            {"hours", hours},
-           {"resolution", ResolutionName(res)}}},
+           {"resolution", store::MetricsResolutionName(res)}}},
          {"metrics",
           {{"request_count", t.requests},
            {"error_count", t.errors},
@@ -148,16 +134,7 @@ void RegisterMetricsRoutes(http::Router* router, ApiContext* ctx) {
       "GET", "/api/v1/metrics/{id}",
       [ctx](Request& req, Responder respond) {
         // Blocking (database reads): run on the blocking pool with a copy of the request.
-        auto shared = std::make_shared<Request>();
-        shared->method = req.method;
-        shared->path = req.path;
-        shared->target = req.target;
-        shared->query = req.query;
-        shared->headers = req.headers;
-        shared->request_id = req.request_id;
-        shared->path_params = req.path_params;
-        shared->remote_addr = req.remote_addr;
-        shared->client_addr = req.client_addr;
+        auto shared = http::DetachRequest(req);
         bool ok = ctx->blocking->Submit([ctx, shared, respond]() mutable {
           Response r;
           try {

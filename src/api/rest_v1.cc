@@ -28,26 +28,6 @@ Response JsonResponse(int status, const json& j) {
 
 std::string Iso(int64_t micros) { return FormatIso8601(micros); }
 
-// A copy of `req` for work that outlives the handler call. The body and uploads move (they
-// may be large); the rest is copied because the server still reads the request id, method
-// and path of the original when it writes the response and the access log line.
-std::shared_ptr<Request> Detach(Request& req) {
-  auto d = std::make_shared<Request>();
-  d->method = req.method;
-  d->target = req.target;
-  d->path = req.path;
-  d->query = req.query;
-  d->headers = req.headers;
-  d->body = std::move(req.body);
-  d->form = std::move(req.form);
-  d->uploads = std::move(req.uploads);
-  d->remote_addr = req.remote_addr;
-  d->client_addr = req.client_addr;
-  d->request_id = req.request_id;
-  d->path_params = req.path_params;
-  return d;
-}
-
 // The answer when a pool refuses work: 503 with Retry-After, naming why.
 Response PoolRefused(const ThreadPool& pool, std::string_view request_id) {
   if (pool.stopping()) return ErrorResponse(Unavailable("the server is shutting down"), request_id);
@@ -60,7 +40,7 @@ Response PoolRefused(const ThreadPool& pool, std::string_view request_id) {
 template <typename Fn>
 void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn, ThreadPool* pool = nullptr) {
   if (pool == nullptr) pool = ctx->blocking;
-  auto shared = Detach(req);
+  auto shared = http::DetachRequest(req);
   bool ok = pool->Submit([shared, respond, fn]() mutable {
     Response r;
     try {
@@ -757,7 +737,7 @@ void Predict(ApiContext* ctx, Request& req, Responder respond) {
     return respond(RunPrediction(req, *h, t0, CallerOf(cp, req)));
   }
   // Cold or expensive: off the I/O thread.
-  auto shared = Detach(req);
+  auto shared = http::DetachRequest(req);
   std::optional<platform::Principal> caller_copy = caller;
   bool ok = ctx->models->Submit([ctx, shared, respond, caller_copy, id, t0] {
     const platform::Principal* p = caller_copy ? &*caller_copy : nullptr;

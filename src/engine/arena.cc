@@ -131,6 +131,7 @@ std::shared_ptr<void> TensorArena::Allocate(size_t bytes) {
     }
     const size_t cap = b ? b->capacity : ClassBytes(bytes);
     stats_.live_bytes += cap;
+    live_.store(stats_.live_bytes, std::memory_order_relaxed);
     window_peak_ = std::max<uint64_t>(window_peak_, stats_.live_bytes);
   }
   if (!b) {
@@ -139,6 +140,7 @@ std::shared_ptr<void> TensorArena::Allocate(size_t bytes) {
     } catch (...) {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.live_bytes -= ClassBytes(bytes);
+      live_.store(stats_.live_bytes, std::memory_order_relaxed);
       throw;
     }
   }
@@ -172,6 +174,7 @@ void TensorArena::PushLocked(Block* b) {
 void TensorArena::Recycle(Block* b) {
   std::unique_lock<std::mutex> lock(mu_);
   stats_.live_bytes -= b->capacity;
+  live_.store(stats_.live_bytes, std::memory_order_relaxed);
   const size_t cap = CapLocked();
   if (detached_ || b->capacity > cap) {
     ++stats_.evictions;

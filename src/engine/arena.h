@@ -16,6 +16,7 @@
 // at a time (the model keeps a pool of them); buffers may be released concurrently.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -61,6 +62,8 @@ class TensorArena : public std::enable_shared_from_this<TensorArena> {
   void Detach();
 
   Stats stats() const;
+  // stats().live_bytes without taking the lock (per-run memory budget checks).
+  uint64_t live_bytes() const { return live_.load(std::memory_order_relaxed); }
 
   // The size a request of `bytes` is rounded up to (its size class).
   static size_t ClassBytes(size_t bytes);
@@ -93,6 +96,7 @@ class TensorArena : public std::enable_shared_from_this<TensorArena> {
   uint64_t prev_window_peak_ = 0;  // ... and in the previous one
   bool detached_ = false;
   Stats stats_;
+  std::atomic<uint64_t> live_{0};  // mirrors stats_.live_bytes
 };
 
 // Installs `arena` (may be null: plain heap) as the calling thread's current arena until

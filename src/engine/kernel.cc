@@ -90,7 +90,7 @@ Result<Tensor> NewTensor(DType dtype, Shape shape) {
   TensorArena* arena = CurrentArena();
   if (RunBudget* budget = tls_run_budget; budget && bytes > 0) {
     const int64_t live =
-        (arena ? static_cast<int64_t>(arena->stats().live_bytes) : 0) + budget->heap_bytes;
+        (arena ? static_cast<int64_t>(arena->live_bytes()) : 0) + budget->heap_bytes;
     if (live + static_cast<int64_t>(bytes) > budget->max_bytes) {
       return OverBudget(*budget, bytes, live);
     }

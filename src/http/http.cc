@@ -141,4 +141,21 @@ const FormPart* Request::Part(std::string_view name) const {
   return nullptr;
 }
 
+std::shared_ptr<Request> DetachRequest(Request& req) {
+  auto d = std::make_shared<Request>();
+  d->method = req.method;
+  d->target = req.target;
+  d->path = req.path;
+  d->query = req.query;
+  d->headers = req.headers;
+  d->body = std::move(req.body);
+  d->form = std::move(req.form);
+  d->uploads = std::move(req.uploads);
+  d->remote_addr = req.remote_addr;
+  d->client_addr = req.client_addr;
+  d->request_id = req.request_id;
+  d->path_params = req.path_params;
+  return d;
+}
+
 }  // namespace serveml::http

@@ -74,6 +74,12 @@ struct Request {
   const FormPart* Part(std::string_view name) const;
 };
 
+// A copy of `req` for work that outlives the handler call (a pool task). The body and
+// uploads move (they may be large); the rest is copied because the server still reads the
+// request id, method and path of the original when it writes the response and the access
+// log line.
+std::shared_ptr<Request> DetachRequest(Request& req);
+
 struct Response {
   int status = 200;
   std::string content_type = "application/json";

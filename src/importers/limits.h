@@ -14,9 +14,12 @@
 // Thread safety: the default getters are thread safe; an AllocBudget belongs to one read.
 #pragma once
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "core/status.h"
 
@@ -54,6 +57,18 @@ class AllocBudget {
   // Adds `bytes` to the total. InvalidInput naming the "allocation budget" once the total
   // passes the budget (the caller must not allocate then).
   Status Charge(size_t bytes);
+  // Makes room for `extra` more elements in `v`, charging the capacity it adds (exactly
+  // what is needed for an empty vector, doubling otherwise) before allocating it.
+  template <typename T>
+  Status Reserve(std::vector<T>& v, size_t extra) {
+    if (extra > budget_ / sizeof(T)) return Charge(SIZE_MAX);  // more than any budget
+    const size_t need = v.size() + extra;
+    if (need <= v.capacity()) return Status::Ok();
+    const size_t cap = std::max(need, v.capacity() * 2);
+    RETURN_IF_ERROR(Charge((cap - v.capacity()) * sizeof(T)));
+    v.reserve(cap);
+    return Status::Ok();
+  }
   size_t used() const { return used_; }
   size_t budget() const { return budget_; }
 

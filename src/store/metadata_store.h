@@ -136,6 +136,22 @@ constexpr int64_t MetricsBucketSeconds(MetricsResolution r) {
   return 60;
 }
 
+// Short name of `r` ("1m", "5m", "1h", "1d"): the API's resolution parameter and the key
+// the store records roll-up progress under.
+constexpr const char* MetricsResolutionName(MetricsResolution r) {
+  switch (r) {
+    case MetricsResolution::kMinute:
+      return "1m";
+    case MetricsResolution::kFiveMinutes:
+      return "5m";
+    case MetricsResolution::kHour:
+      return "1h";
+    case MetricsResolution::kDay:
+      return "1d";
+  }
+  return "1m";
+}
+
 // One aggregate row: what the predictions of one deployment in one time bucket did. The
 // histogram and caller blobs are encoded by platform/metrics and opaque to the store.
 struct MetricsRow {

@@ -93,13 +93,8 @@ struct Tree {
 // Makes room for `extra` more elements in `v`, charging the capacity it adds first.
 template <typename T>
 Status Reserve(std::vector<T>& v, size_t extra, AllocBudget& budget) {
-  const size_t need = v.size() + extra;
-  if (need <= v.capacity()) return Status::Ok();
-  const size_t cap = std::max(need, v.capacity() * 2);
-  Status st = budget.Charge((cap - v.capacity()) * sizeof(T));
-  if (!st.ok()) return Bad(st.message());
-  v.reserve(cap);
-  return Status::Ok();
+  Status st = budget.Reserve(v, extra);
+  return st.ok() ? st : Bad(st.message());
 }
 
 // The per-tree arrays are bounded by the tree's own text: num_leaves is checked against the

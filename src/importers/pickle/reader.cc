@@ -95,17 +95,9 @@ class Reader {
 
   // ---- allocation accounting ---------------------------------------------------------
   Status Charge(size_t bytes) { return st_.budget.Charge(bytes); }
-  // Makes room for `extra` more elements in `v`, charging the capacity it adds (exactly what
-  // is needed for an empty vector, doubling otherwise) before allocating it.
   template <typename T>
   Status Reserve(std::vector<T>& v, size_t extra) {
-    if (extra > st_.budget.budget() / sizeof(T)) return Charge(SIZE_MAX);  // more than any budget
-    const size_t need = v.size() + extra;
-    if (need <= v.capacity()) return Status::Ok();
-    const size_t cap = std::max(need, v.capacity() * 2);
-    RETURN_IF_ERROR(Charge((cap - v.capacity()) * sizeof(T)));
-    v.reserve(cap);
-    return Status::Ok();
+    return st_.budget.Reserve(v, extra);
   }
   Result<Value*> New(Kind kind) {
     RETURN_IF_ERROR(Charge(kValueCost));

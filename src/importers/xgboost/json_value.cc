@@ -28,16 +28,9 @@ class Budgeted {
   explicit Budgeted(AllocBudget* budget) : budget_(budget) {}
 
   Status Charge(size_t bytes) { return budget_->Charge(bytes); }
-  // Makes room for `extra` more elements, charging the capacity it adds before allocating.
   template <typename T>
   Status Reserve(std::vector<T>& v, size_t extra) {
-    if (extra > budget_->budget() / sizeof(T)) return Charge(SIZE_MAX);  // more than any budget
-    const size_t need = v.size() + extra;
-    if (need <= v.capacity()) return Status::Ok();
-    const size_t cap = std::max(need, v.capacity() * 2);
-    RETURN_IF_ERROR(Charge((cap - v.capacity()) * sizeof(T)));
-    v.reserve(cap);
-    return Status::Ok();
+    return budget_->Reserve(v, extra);
   }
 
   // Appends `v` to array `arr`, keeping the all-numbers representation while it holds.

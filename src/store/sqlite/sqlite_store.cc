@@ -372,19 +372,6 @@ const char* MetricsTable(MetricsResolution r) {
   }
   return "metrics_minute";
 }
-const char* MetricsResolutionKey(MetricsResolution r) {
-  switch (r) {
-    case MetricsResolution::kMinute:
-      return "1m";
-    case MetricsResolution::kFiveMinutes:
-      return "5m";
-    case MetricsResolution::kHour:
-      return "1h";
-    case MetricsResolution::kDay:
-      return "1d";
-  }
-  return "1m";
-}
 constexpr std::string_view kMetricsColumns =
     "deployment_id, bucket_start, request_count, error_count, row_count, cold_starts, "
     "latency_sum_ns, histogram, callers";
@@ -781,7 +768,7 @@ class SqliteStore final : public MetadataStore {
       }
       if (rolled_up_until) {
         ASSIGN_OR_RETURN(Stmt s, Bound(c, kWatermark));
-        s.Text(1, MetricsResolutionKey(r)).Int(2, *rolled_up_until);
+        s.Text(1, MetricsResolutionName(r)).Int(2, *rolled_up_until);
         RETURN_IF_ERROR(s.Exec("write rollup state"));
       }
       return txn.Commit();
@@ -793,7 +780,7 @@ class SqliteStore final : public MetadataStore {
         "SELECT rolled_up_until FROM metrics_rollup_state WHERE resolution = ?1";
     ASSIGN_OR_RETURN(Lease lease, AcquireReader());
     ASSIGN_OR_RETURN(Stmt s, Bound(*lease.conn, kSql));
-    s.Text(1, MetricsResolutionKey(r));
+    s.Text(1, MetricsResolutionName(r));
     int rc = s.Step();
     if (rc == SQLITE_DONE) return std::optional<int64_t>();
     if (rc != SQLITE_ROW) return FromSqlite(rc, lease.conn->db(), "read rollup state");
