@@ -12,6 +12,7 @@ import http.client
 import json
 import os
 import signal
+import socket
 import threading
 import sqlite3
 import subprocess
@@ -500,3 +501,58 @@ def test_importer_child_is_confined(tmp_path):
         assert lines["open"] == "denied"
         assert lines["create"] == "denied"
     assert not os.path.exists("/tmp/serveml-confinement-probe") or "landlock" not in applied
+
+
+def burst(srv, path: str, body: dict, headers: dict, n: int, pad: int = 0) -> list[bytes]:
+    """Sends `n` POSTs on `n` connections before reading any answer; returns the answers.
+    `pad` bytes of JSON whitespace make the body larger."""
+    data = json.dumps(body).encode() + b" " * pad
+    head = "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    req = (f"POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n{head}"
+           f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n").encode() + data
+    socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=60) for _ in range(n)]
+    for s in socks:
+        s.sendall(req)
+    answers = []
+    for s in socks:
+        out = b""
+        while chunk := s.recv(65536):
+            out += chunk
+        s.close()
+        answers.append(out)
+    return answers
+
+
+def test_full_pool_queues_answer_503_with_retry_after(tmp_path):
+    """The hashing and model pools have bounded queues: a burst beyond them is answered 503
+    with Retry-After at once, never queued without limit, and the server recovers."""
+    srv = start(tmp_path, "--hash-threads", "1", "--hash-queue", "1",
+                "--model-threads", "1", "--model-queue", "1", exempt=True)
+    try:
+        c = register(srv.url)
+
+        def login(_):
+            return requests.post(srv.url + "/api/v1/auth/login",
+                                 json={"email": c.email, "password": c.password}, timeout=60)
+
+        # 24 logins sent before any answer is read: one hashes, one waits, the rest are
+        # refused at once.
+        answers = burst(srv, "/api/v1/auth/login", {"email": c.email, "password": c.password},
+                        {}, 24)
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert busy, [a[:12] for a in answers]
+        assert all(b'"code":"SERVICE_ERROR"' in a and b"Retry-After: 1" in a for a in busy)
+        assert all(a.startswith((b"HTTP/1.1 200", b"HTTP/1.1 503")) for a in answers)
+
+        d = c.deploy(slow_on_request(), name="slow")
+        assert d["status"] == "active", d
+        # Bodies over 64 KiB never run on an I/O thread: these go to the model pool.
+        answers = burst(srv, f"/api/v1/predict/{d['id']}", {"data": [[2e5]]},
+                        {"Authorization": f"Bearer {c.token}"}, 12, pad=70000)
+        busy = [a for a in answers if a.startswith(b"HTTP/1.1 503")]
+        assert busy, [a[:12] for a in answers]
+        assert all(b"Retry-After: 1" in a for a in busy)
+        assert login(0).status_code == 200
+        assert c.predict(d["id"], [[1.0]]).status_code == 200
+    finally:
+        srv.stop()
