@@ -454,6 +454,11 @@ Response RevokeApiKey(ApiContext* ctx, const Request& req) {
 // The error response for a failed upload; QUOTA_EXCEEDED carries the numbers in details.
 Response UploadError(ApiContext* ctx, const Status& st, const std::string& user_id,
                      const Request& req) {
+  if (st.code() == Code::kUnavailable) {  // validation queue full, disk full: retry later
+    Response r = ErrorResponse(st, req.request_id);
+    r.headers.emplace_back("Retry-After", "1");
+    return r;
+  }
   if (st.code() != Code::kQuotaExceeded) return ErrorResponse(st, req.request_id);
   json details = json::object();
   if (auto u = ctx->deployments->Usage(user_id); u.ok()) {

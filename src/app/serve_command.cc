@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <new>
 #include <optional>
@@ -195,6 +196,21 @@ int ServeCommand(int argc, char** argv) {
           })) {
         respond(http::Response::Json(503, "{}"));
       }
+    });
+    // Test-only: keeps one worker of a pool busy for `ms` milliseconds (at most 60 s), so a
+    // test can fill a pool and watch the real routes on it answer 503 with Retry-After.
+    router.Add("POST", "/_test/occupy", [&ctx](http::Request& req, http::Responder respond) {
+      std::string pool, ms_text;
+      req.QueryParam("pool", &pool);
+      req.QueryParam("ms", &ms_text);
+      const int64_t ms = std::clamp<int64_t>(std::atoll(ms_text.c_str()), 0, 60'000);
+      ThreadPool* p = pool == "models"    ? ctx.models
+                      : pool == "hashing" ? ctx.hashing
+                                          : ctx.blocking;
+      if (!p->Submit([ms] { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); })) {
+        return respond(http::Response::Json(503, "{}"));
+      }
+      respond(http::Response::Json(200, "{}"));
     });
     // Test-only: the route table, for the OpenAPI cross-check. Registered last.
     router.Add("GET", "/api/v1/_routes", [&router](http::Request&, http::Responder respond) {

@@ -51,8 +51,10 @@ struct RunOptions {
   // Code::kTimeout ("the run took longer than its deadline"); 0 = none.
   int64_t deadline_ns = 0;
   // Bytes of tensors the run may hold at once (intermediates live in its arena, plus the
-  // outputs it allocated); a NewTensor that would pass it fails with InvalidInput naming
-  // the limit. 0 = none.
+  // outputs it allocated). Checked twice: before the run against the model's memory plan
+  // evaluated for these inputs' shapes (a lower bound: values whose size depends on data
+  // count 0), then at every allocation, where a NewTensor that would pass it fails. Both
+  // fail with InvalidInput naming the limit. 0 = none.
   int64_t max_bytes = 0;
   // Named in the messages (e.g. "memory_mb", "timeout_seconds"); must outlive the run.
   std::string_view memory_label;

@@ -2,6 +2,7 @@
 // the operator table, constant folding, shape and type inference, memory plan) and run.
 #include <algorithm>
 #include <cstdlib>
+#include <limits>
 #include <map>
 #include <mutex>
 #include <new>
@@ -111,6 +112,14 @@ class OnnxModel final : public Model {
   // Decides which nodes draw from the arena and simulates a run on the statically known
   // shapes: the block sizes it needs (with reuse after last use) pre-size new arenas.
   void PlanMemory(const std::vector<bool>& is_output);
+  // Keeps, for the main graph, every node output's bytes as a constant times a product of
+  // the inputs' symbolic dims, so PlannedPeakBytes can evaluate the plan for one run.
+  void PlanRunBytes(const onnx::GraphProto& g);
+  // A lower bound on the tensor bytes a run on `inputs` holds at once (intermediates plus
+  // outputs, freed after their last consumer), from the inferred shapes with the inputs'
+  // symbolic dims bound to `inputs`. Values whose size the plan cannot tell count 0.
+  int64_t PlannedPeakBytes(std::span<const Tensor> inputs) const;
+  int64_t EvaluateRunPlan(std::span<const int64_t> symbols) const;
   // Folds a Relu into its producer (Conv, Gemm, MatMul) when the producer's output feeds
   // only that Relu and is not a graph output, and the producer's kernel accepts
   // (Kernel::FuseRelu): the producer then writes the Relu's output and the Relu node goes.
@@ -135,6 +144,16 @@ class OnnxModel final : public Model {
   size_t folded_nodes_ = 0;             // nodes evaluated at load (constant folding)
   std::vector<ValueType> value_types_;  // by value id, from shape inference
   std::vector<size_t> planned_blocks_;  // block sizes the static plan needs at its peak
+  // PlanRunBytes: by value id, its bytes = constant x the symbols' sizes (constant < 0: not
+  // known to the plan); by symbol index (kFirstSymbolicDim - dim), the (input, axis) that
+  // binds it; the peak when no planned value depends on a symbol (-1 otherwise).
+  struct PlannedBytes {
+    int64_t constant = -1;
+    std::vector<int32_t> symbols;
+  };
+  std::vector<PlannedBytes> planned_value_bytes_;
+  std::vector<std::pair<int32_t, int32_t>> symbol_sources_;
+  int64_t static_peak_bytes_ = 0;
   std::unordered_map<std::string, int32_t> value_ids_;  // by value name
   ModelPlanInfo plan_info_;
   // Arenas not in use by a run. One per concurrent run at most; dropped with the model
@@ -493,6 +512,7 @@ Status OnnxModel::CompileGraph(const onnx::GraphProto& g, std::span<const std::s
     nodes_[last_use[id]].release.push_back(static_cast<int32_t>(id));
   }
   PlanMemory(is_output);
+  if (!nested_) PlanRunBytes(g);
   return Status::Ok();
 }
 
@@ -641,6 +661,103 @@ void OnnxModel::PlanMemory(const std::vector<bool>& is_output) {
   plan_info_.unplanned_bytes = naive;
 }
 
+int64_t SaturatingMul(int64_t a, int64_t b) {
+  constexpr int64_t kMax = std::numeric_limits<int64_t>::max() / 4;
+  if (a == 0 || b == 0) return 0;
+  return a > kMax / b ? kMax : a * b;
+}
+
+void OnnxModel::PlanRunBytes(const onnx::GraphProto& g) {
+  // Ops that may hand back an input's buffer (always or in some cases: a Cast to the same
+  // type, an identity Resize, a Reduce over no axes, control flow returning an outer value)
+  // count nothing, so the plan stays a lower bound of what the run holds.
+  static const std::set<std::string, std::less<>> kMayReuseInput = {
+      "Cast", "CastLike", "Resize", "Upsample", "If", "Loop", "Scan"};
+  symbol_sources_.clear();
+  for (size_t i = 0; i < input_ids_.size(); ++i) {
+    const ValueType& t = value_types_[static_cast<size_t>(input_ids_[i])];
+    for (size_t d = 0; d < t.dims.size(); ++d) {
+      if (t.dims[d] > kFirstSymbolicDim) continue;
+      const auto s = static_cast<size_t>(kFirstSymbolicDim - t.dims[d]);
+      if (symbol_sources_.size() <= s) symbol_sources_.resize(s + 1, {-1, -1});
+      if (symbol_sources_[s].first < 0) {
+        symbol_sources_[s] = {static_cast<int32_t>(i), static_cast<int32_t>(d)};
+      }
+    }
+  }
+  planned_value_bytes_.assign(num_values_, PlannedBytes());
+  bool symbolic = false;
+  for (const CompiledNode& n : nodes_) {
+    if (n.proto_index < 0 || static_cast<size_t>(n.proto_index) >= g.node.size()) continue;
+    const std::string& op = g.node[static_cast<size_t>(n.proto_index)].op_type;
+    if (n.may_alias || kMayReuseInput.count(op) > 0 || op.starts_with("Reduce")) continue;
+    for (int32_t id : n.outputs) {
+      const ValueType& t = value_types_[static_cast<size_t>(id)];
+      const auto size = static_cast<int64_t>(DTypeSize(t.dtype));
+      if (size == 0 || !t.has_rank) continue;
+      PlannedBytes p;
+      p.constant = size;
+      for (int64_t d : t.dims) {
+        if (d >= 0) {
+          p.constant = SaturatingMul(p.constant, d);
+          continue;
+        }
+        const auto s = static_cast<size_t>(kFirstSymbolicDim - d);
+        if (d > kFirstSymbolicDim || s >= symbol_sources_.size() || symbol_sources_[s].first < 0) {
+          p.constant = -1;  // unknown, or a size no input binds (data-dependent)
+          break;
+        }
+        p.symbols.push_back(static_cast<int32_t>(s));
+      }
+      if (p.constant < 0) continue;
+      symbolic = symbolic || !p.symbols.empty();
+      planned_value_bytes_[static_cast<size_t>(id)] = std::move(p);
+    }
+  }
+  static_peak_bytes_ = symbolic ? -1 : EvaluateRunPlan({});
+}
+
+int64_t OnnxModel::EvaluateRunPlan(std::span<const int64_t> symbols) const {
+  thread_local std::vector<int64_t> bytes;
+  bytes.assign(num_values_, 0);
+  int64_t live = 0;
+  int64_t peak = 0;
+  for (const CompiledNode& n : nodes_) {
+    for (int32_t id : n.outputs) {
+      const PlannedBytes& p = planned_value_bytes_[static_cast<size_t>(id)];
+      if (p.constant <= 0) continue;
+      int64_t b = p.constant;
+      for (int32_t s : p.symbols) {
+        const int64_t v = static_cast<size_t>(s) < symbols.size() ? symbols[s] : -1;
+        b = v < 0 ? 0 : SaturatingMul(b, v);
+      }
+      bytes[static_cast<size_t>(id)] = b;
+      live = std::min(live + b, std::numeric_limits<int64_t>::max() / 4);
+      peak = std::max(peak, live);
+    }
+    for (int32_t id : n.release) {
+      live -= bytes[static_cast<size_t>(id)];
+      bytes[static_cast<size_t>(id)] = 0;
+    }
+  }
+  return peak;
+}
+
+int64_t OnnxModel::PlannedPeakBytes(std::span<const Tensor> inputs) const {
+  if (static_peak_bytes_ >= 0) return static_peak_bytes_;
+  thread_local std::vector<int64_t> symbols;
+  symbols.assign(symbol_sources_.size(), -1);
+  for (size_t s = 0; s < symbol_sources_.size(); ++s) {
+    const auto [i, d] = symbol_sources_[s];
+    if (i < 0 || static_cast<size_t>(i) >= inputs.size()) continue;
+    const Tensor& t = inputs[static_cast<size_t>(i)];
+    // A rank other than the declared one fails in CheckInput; bind nothing from it.
+    if (t.rank() != value_types_[static_cast<size_t>(input_ids_[i])].dims.size()) continue;
+    symbols[s] = t.dim(static_cast<size_t>(d));
+  }
+  return EvaluateRunPlan(symbols);
+}
+
 OnnxModel::~OnnxModel() {
   std::lock_guard<std::mutex> lock(arenas_mu_);
   for (auto& w : all_arenas_) {
@@ -730,6 +847,18 @@ Result<std::vector<Tensor>> OnnxModel::Run(std::span<const Tensor> inputs,
                                            const RunOptions& options) const {
   if (tls_run_depth > 0 || (options.deadline_ns == 0 && options.max_bytes <= 0)) {
     return Run(inputs);
+  }
+  if (options.max_bytes > 0) {
+    // The plan first: a run the inferred shapes already show to be over the bound is
+    // refused before anything is allocated.
+    const int64_t planned = PlannedPeakBytes(inputs);
+    if (planned > options.max_bytes) {
+      std::string m = "the model's memory plan needs " + std::to_string(planned >> 20) +
+                      " MiB of tensors for this input, over the " +
+                      std::to_string(options.max_bytes >> 20) + " MiB allowed";
+      if (!options.memory_label.empty()) m += "; raise " + std::string(options.memory_label);
+      return InvalidInput(std::move(m));
+    }
   }
   RunBudget budget;
   budget.max_bytes = options.max_bytes;

@@ -296,6 +296,7 @@ Result<store::Deployment> Deployments::Create(const std::string& user_id, const 
   }
   std::string id = NewUuid();
   std::lock_guard lock(version_mu_);
+  RETURN_IF_ERROR(CheckValidationQueue());
   RETURN_IF_ERROR(CheckQuota(user_id, 1, static_cast<int64_t>(upload.size)));
   std::lock_guard blob_lock(blob_mu_);
   ASSIGN_OR_RETURN(store::DeploymentVersion v, StoreVersion(id, "v1", std::move(upload)));
@@ -317,6 +318,13 @@ Result<store::Deployment> Deployments::Create(const std::string& user_id, const 
   SetDirEntry(d);
   QueueValidation(id, "v1");
   return d;
+}
+
+Status Deployments::CheckValidationQueue() const {
+  if (validators_.pending() < limits_.max_validation_queue) return Status::Ok();
+  return Unavailable("the validation queue is full (" +
+                     std::to_string(limits_.max_validation_queue) +
+                     " uploads waiting, --validate-queue); nothing was stored, retry in a moment");
 }
 
 void Deployments::QueueValidation(const std::string& deployment_id, const std::string& version) {
@@ -578,6 +586,7 @@ Result<store::DeploymentVersion> Deployments::AddVersion(const std::string& user
   std::lock_guard lock(version_mu_);
   ASSIGN_OR_RETURN(store::Deployment d, Get(user_id, id));
   ASSIGN_OR_RETURN(auto versions, store_->ListVersions(id));
+  RETURN_IF_ERROR(CheckValidationQueue());
   RETURN_IF_ERROR(CheckQuota(user_id, 0, static_cast<int64_t>(upload.size)));
   std::string version = "v" + std::to_string(versions.size() + 1);
   std::lock_guard blob_lock(blob_mu_);

@@ -173,6 +173,10 @@ class Deployments {
   Result<store::DeploymentVersion> StoreVersion(const std::string& deployment_id,
                                                 const std::string& version, Upload upload);
   Status CheckQuota(const std::string& user_id, int64_t new_deployments, int64_t new_bytes);
+  // Unavailable when --validate-queue uploads already wait for the importer child: a new
+  // upload is refused before anything is stored (the client retries), rather than stored
+  // and left `validating` until the next start.
+  Status CheckValidationQueue() const;
   void QueueValidation(const std::string& deployment_id, const std::string& version);
   void Validate(const std::string& deployment_id, const std::string& version);
   // Runs the version's upload through the importer child and stores its ONNX. Blocking.

@@ -79,6 +79,19 @@ def slow_on_request() -> bytes:
                   [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 1])], inits)
 
 
+def wide_per_row(width: int = 4096) -> bytes:
+    """x[N,1] -> x @ W (a [N, width] float intermediate, visible to shape inference) -> row
+    sums [N,1] = x * sum(W). W is 0..width-1 so the sums are exact in float32 for small x."""
+    w = numpy_helper.from_array(np.arange(width, dtype=np.float32).reshape(1, width), "W")
+    nodes = [
+        helper.make_node("MatMul", ["x", "W"], ["wide"]),
+        helper.make_node("ReduceSum", ["wide", "axes"], ["y"], keepdims=1),
+    ]
+    axes = numpy_helper.from_array(np.array([1], dtype=np.int64), "axes")
+    return _model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 1])],
+                  [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 1])], [w, axes])
+
+
 def big_on_request(width: int = 4096) -> bytes:
     """x[1,1] -> a [int(x), width] float tensor: empty for the probe, int(x)*width*4 bytes
     for a request."""

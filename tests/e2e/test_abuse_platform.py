@@ -24,7 +24,7 @@ import pytest
 import requests
 
 from conftest import BINARY, Server, assert_error, register
-from hostile_models import big_on_request, busy_probe, memory_hog, slow_on_request
+from hostile_models import big_on_request, busy_probe, memory_hog, slow_on_request, wide_per_row
 from models import mlp as mlp_proto
 
 
@@ -358,9 +358,27 @@ def test_prediction_timeout_and_memory_bound(tmp_path):
         r = c.predict(d["id"], [[10.0]])  # 160 KB: fine
         assert r.status_code == 200, r.text
         assert np.ravel(r.json()["predictions"])[0] == pytest.approx(10.0 + 10 * 4096)
-        r = c.predict(d["id"], [[10000.0]])  # 164 MB > 64 MiB
+        r = c.predict(d["id"], [[10000.0]])  # 164 MB > 64 MiB, seen only while it runs
         body = assert_error(r, 400, "INVALID_INPUT")
         assert "memory_mb" in body["error"]["message"], body
+        assert "the run needs more than 64 MiB" in body["error"]["message"], body
+        healthy_and_serving(srv, other)
+
+        # Sizes the inferred shapes tell are checked against the plan before the run: a
+        # [N, 4096] float intermediate for N = 5000 rows is 78 MiB > 64 MiB.
+        d = c.deploy(wide_per_row(), name="wide-rows")
+        assert d["status"] == "active", d
+        assert c.patch(f"/api/v1/deployments/{d['id']}", json={"memory_mb": 64}).status_code == 200
+        rows = np.arange(1000, dtype=np.float32).reshape(-1, 1) / 8
+        r = c.predict(d["id"], rows.tolist())  # 16 MB: fine
+        assert r.status_code == 200, r.text
+        np.testing.assert_allclose(np.ravel(r.json()["predictions"]),
+                                   np.ravel(rows).astype(np.float64) * (4096 * 4095 / 2), rtol=1e-5)
+        r = c.predict(d["id"], [[1.0]] * 5000)
+        body = assert_error(r, 400, "INVALID_INPUT")
+        msg = body["error"]["message"]
+        assert "memory plan needs 78 MiB" in msg and "over the 64 MiB allowed" in msg, body
+        assert "memory_mb" in msg, body
         healthy_and_serving(srv, other)
     finally:
         srv.stop()
@@ -554,5 +572,80 @@ def test_full_pool_queues_answer_503_with_retry_after(tmp_path):
         assert all(b"Retry-After: 1" in a for a in busy)
         assert login(0).status_code == 200
         assert c.predict(d["id"], [[1.0]]).status_code == 200
+    finally:
+        srv.stop()
+
+
+def test_converted_model_size_limit(tmp_path):
+    """The importer child writes its ONNX under RLIMIT_FSIZE (--validate-max-onnx-mb): a
+    linear model with 400,000 coefficients (1.6 MB of float32 in ONNX) against 1 MiB fails
+    with that limit named, and nothing else is disturbed."""
+    import pickle
+    from sklearn.linear_model import LinearRegression
+    rng = np.random.default_rng(0)
+    wide = LinearRegression().fit(rng.normal(size=(3, 400_000)), rng.normal(size=3))
+    srv = start(tmp_path, "--validate-max-onnx-mb", "1", exempt=True)
+    try:
+        other = bystander(srv)
+        c = register(srv.url)
+        d = c.deploy(pickle.dumps(wide), name="wide", filename="wide.pkl")
+        assert d["status"] == "failed", d
+        assert "the converted model is larger than 1 MiB (--validate-max-onnx-mb)" in \
+            d["error_message"], d
+        healthy_and_serving(srv, other)
+    finally:
+        srv.stop()
+
+
+def test_validation_queue_is_bounded(tmp_path):
+    """One importer child at a time and one upload waiting (--validate-threads 1
+    --validate-queue 1): a third upload is refused 503 with Retry-After before anything is
+    stored, and uploads are accepted again once the queue drains."""
+    srv = start(tmp_path, "--validate-threads", "1", "--validate-queue", "1",
+                "--validate-timeout-seconds", "3", exempt=True)
+    try:
+        c = register(srv.url)
+        first = c.deploy(busy_probe(), name="busy-1", wait=False)
+        time.sleep(0.5)  # the only validator has taken it: the queue is empty again
+        second = c.deploy(busy_probe(), name="busy-2", wait=False)
+        files = {"model_file": ("model.onnx", mlp(), "application/octet-stream")}
+        r = c.post("/api/v1/deploy", files=files, data={"name": "refused"})
+        body = assert_error(r, 503, "SERVICE_ERROR")
+        assert "--validate-queue" in body["error"]["message"], body
+        assert r.headers.get("Retry-After") == "1"
+        r = c.post(f"/api/v1/deployments/{first['id']}/versions", files=files)
+        assert_error(r, 503, "SERVICE_ERROR")
+        names = sorted(d["name"] for d in c.get("/api/v1/deployments").json()["items"])
+        assert names == ["busy-1", "busy-2"], names  # the refused upload left nothing
+        for d in (first, second):
+            got = c.wait(d["id"], timeout=60)
+            assert got["status"] == "failed" and "longer than 3 s" in got["error_message"], got
+        assert c.deploy(mlp(), name="after")["status"] == "active"
+    finally:
+        srv.stop()
+
+
+def test_full_blocking_pool_answers_503_with_retry_after(tmp_path):
+    """Management routes run on the blocking pool (--blocking-threads 1 --blocking-queue
+    1 here): with its worker busy and its queue full, they answer 503 with Retry-After at
+    once, /health (answered on the I/O thread) stays up, and they recover."""
+    srv = start(tmp_path, "--blocking-threads", "1", "--blocking-queue", "1", "--bench-routes",
+                exempt=True)
+    try:
+        c = register(srv.url)
+        for _ in range(2):  # one running, one queued
+            r = requests.post(srv.url + "/_test/occupy?pool=blocking&ms=3000", timeout=10)
+            assert r.status_code == 200
+        t0 = time.time()
+        r = c.get("/api/v1/deployments")
+        body = assert_error(r, 503, "SERVICE_ERROR")
+        assert "busy" in body["error"]["message"], body
+        assert r.headers.get("Retry-After") == "1"
+        assert time.time() - t0 < 2, "refused at once, not queued"
+        assert requests.get(srv.url + "/health", timeout=5).status_code == 200
+        deadline = time.time() + 30
+        while (r := c.get("/api/v1/deployments")).status_code == 503 and time.time() < deadline:
+            time.sleep(0.2)
+        assert r.status_code == 200, r.text
     finally:
         srv.stop()
