@@ -12,6 +12,7 @@
 #include "api/web_routes.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "http/address.h"
 
 namespace serveml::api {
 
@@ -54,9 +55,9 @@ void Offload(ApiContext* ctx, Request& req, Responder respond, Fn fn, ThreadPool
   if (!ok) respond(PoolRefused(*pool, shared->request_id));
 }
 
-// The client address throttles and quotas key on.
-// (the peer, or the client a trusted proxy names in X-Forwarded-For).
-std::string ClientAddr(const Request& req) { return req.client_addr; }
+// What registration and login throttles key on: the client address (the peer, or the
+// client a trusted proxy names in X-Forwarded-For), widened to its /64 for IPv6.
+std::string ClientAddr(const Request& req) { return http::ClientNetworkKey(req.client_addr); }
 
 // 429 RATE_LIMITED with Retry-After.
 Response RateLimitedResponse(const Status& st, int64_t retry_after, std::string_view request_id) {

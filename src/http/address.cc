@@ -104,6 +104,20 @@ std::string CanonicalIp(std::string_view addr) {
   return ParseIpAddress(addr, &a) ? a.ToString() : std::string();
 }
 
+IpAddress ClientNetwork(const IpAddress& addr) {
+  if (addr.is_v4() || IsLoopback(addr)) return addr;
+  IpAddress net = addr;
+  for (size_t i = 8; i < 16; ++i) net.bytes[i] = 0;
+  return net;
+}
+
+std::string ClientNetworkKey(std::string_view addr) {
+  IpAddress a;
+  if (!ParseIpAddress(addr, &a)) return std::string(addr);
+  if (a.is_v4() || IsLoopback(a)) return a.ToString();
+  return ClientNetwork(a).ToString() + "/64";
+}
+
 bool CidrSet::Add(std::string_view cidr) {
   cidr = Trim(cidr);
   std::string_view addr = cidr;

@@ -37,6 +37,14 @@ bool IsLoopback(const IpAddress& addr);
 // The canonical text of an address (see IpAddress::ToString), or "" if it does not parse.
 std::string CanonicalIp(std::string_view addr);
 
+// What per-client limits count on: an IPv4 address (or any loopback address) itself, an
+// IPv6 address's /64 network — one subscriber usually holds a whole /64 and can rotate
+// through it at will. ClientNetwork zeroes the low 64 bits of a non-loopback IPv6 address;
+// ClientNetworkKey gives its text ("2001:db8:1:2::/64", "192.0.2.7", "::1"), or the input
+// unchanged when it is not an IP address.
+IpAddress ClientNetwork(const IpAddress& addr);
+std::string ClientNetworkKey(std::string_view addr);
+
 // A set of networks ("10.0.0.0/8", "2001:db8::/32") and single addresses ("192.0.2.7",
 // "::1"). Contains() is a linear scan: meant for short lists (trusted proxies, allow lists).
 // Read-only use is thread safe.

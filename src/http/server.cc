@@ -317,7 +317,7 @@ struct Core {
   // Called by a session as it closes.
   void ReleaseConnection(const Peer& peer) {
     total_conns.fetch_sub(1, std::memory_order_relaxed);
-    if (peer.addr_counted) addr_counts.Release(peer.ip);
+    if (peer.addr_counted) addr_counts.Release(ClientNetwork(peer.ip));
   }
   void DoAccept();
   void OnAccept(ErrorCode ec, Socket socket, Worker* target);
@@ -1154,7 +1154,7 @@ void Core::OnAccept(ErrorCode ec, Socket socket, Worker* target) {
   const int64_t per_address = opts.max_connections_per_address;
   if (!over && known && per_address > 0 && !peer.trusted &&
       !(opts.exempt_loopback && IsLoopback(peer.ip))) {
-    peer.addr_counted = addr_counts.TryAcquire(peer.ip, per_address);
+    peer.addr_counted = addr_counts.TryAcquire(ClientNetwork(peer.ip), per_address);
     over = !peer.addr_counted;
   }
   if (over) {

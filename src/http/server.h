@@ -110,7 +110,8 @@ struct ServerOptions {
   int64_t max_connections = 10000;  // open connections in total; lowered at Start() to the
                                     // process's RLIMIT_NOFILE minus a reserve (1/8 of it,
                                     // at least 64) for files, uploads and the store
-  int64_t max_connections_per_address = 256;  // open connections from one peer IP address;
+  int64_t max_connections_per_address = 256;  // open connections from one peer IPv4 address
+                                              // or IPv6 /64 (ClientNetwork, address.h);
                                               // trusted proxies are not capped (they carry
                                               // many clients); 0 disables
   // Loopback peers (127.0.0.0/8, ::1) are not counted against max_connections_per_address.

@@ -649,3 +649,27 @@ def test_full_blocking_pool_answers_503_with_retry_after(tmp_path):
         assert r.status_code == 200, r.text
     finally:
         srv.stop()
+
+
+def test_ipv6_clients_are_limited_per_slash_64(tmp_path):
+    """Behind a trusted proxy, IPv6 clients are counted per /64: rotating through addresses
+    of one /64 does not escape the registration limit; another /64 is not affected."""
+    srv = start(tmp_path, "--registrations-per-hour", "2", "--trusted-proxies", "127.0.0.1")
+
+    def register_from(client: str) -> requests.Response:
+        tag = uuid.uuid4().hex[:8]
+        return requests.post(srv.url + "/api/v1/auth/register",
+                             json={"email": f"v6{tag}@example.com", "username": f"v6_{tag}",
+                                   "password": "correct-horse-battery"},
+                             headers={"X-Forwarded-For": client}, timeout=10)
+
+    try:
+        assert register_from("2001:db8:1:2::a").status_code == 200
+        assert register_from("2001:db8:1:2:ffff::b").status_code == 200
+        r = register_from("2001:db8:1:2:1234:5678:9abc:def0")
+        assert_error(r, 429, "RATE_LIMITED")
+        assert int(r.headers["Retry-After"]) >= 1
+        assert register_from("2001:db8:1:3::a").status_code == 200  # another /64
+        assert register_from("198.51.100.7").status_code == 200     # IPv4: the address
+    finally:
+        srv.stop()

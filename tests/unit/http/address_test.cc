@@ -126,5 +126,20 @@ TEST(AddressTest, ClientAddressBehindTrustedProxies) {
   EXPECT_EQ(ClientAddressFor("10.0.0.5", "1.1.1.1", CidrSet()), "10.0.0.5");
 }
 
+TEST(AddressTest, ClientNetworkIsTheAddressForIpv4AndTheSlash64ForIpv6) {
+  EXPECT_EQ(ClientNetworkKey("192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ClientNetworkKey("::ffff:192.0.2.7"), "192.0.2.7");
+  EXPECT_EQ(ClientNetworkKey("2001:db8:1:2:a:b:c:d"), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientNetworkKey("2001:db8:1:2::ffff"), "2001:db8:1:2::/64");
+  EXPECT_NE(ClientNetworkKey("2001:db8:1:3::1"), ClientNetworkKey("2001:db8:1:2::1"));
+  EXPECT_EQ(ClientNetworkKey("2001:db8:1:2::"), "2001:db8:1:2::/64");
+  EXPECT_EQ(ClientNetworkKey("::1"), "::1");  // loopback stays itself (exemptions match it)
+  EXPECT_EQ(ClientNetworkKey("not an address"), "not an address");
+  IpAddress a, b;
+  ASSERT_TRUE(ParseIpAddress("2001:db8::1", &a));
+  ASSERT_TRUE(ParseIpAddress("2001:db8::ffff:1", &b));
+  EXPECT_EQ(ClientNetwork(a), ClientNetwork(b));
+}
+
 }  // namespace
 }  // namespace serveml::http
