@@ -35,6 +35,14 @@ count_node() {
   passed=$((passed + ${p:-0})); failed=$((failed + ${f:-0} + ${c:-0})); skipped=$((skipped + ${s:-0} + ${t:-0}))
 }
 
+echo "== machine =="
+grep -m1 'model name' /proc/cpuinfo || true
+build/serveml version
+# The instruction-set levels the engine can run here (SERVEML_ENGINE_ISA): the whole suite
+# runs at the highest; the kernels' tests run again below at each lower SIMD level.
+LOWER_ISAS=$(build/serveml version | sed -n 's/.*levels this CPU runs: *//p' | tr ' ' '\n' |
+             grep -E '^(avx2|portable)$' | sort | tr '\n' ' ')
+
 echo "== unit tests (release) =="
 ctest --test-dir build --output-on-failure -j2 2>&1 | tee build/test-results/unit.log
 [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
@@ -49,6 +57,27 @@ echo "== end-to-end tests (release binary) =="
 SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider tests/e2e 2>&1 | tee build/test-results/e2e.log
 st=${PIPESTATUS[0]}; [ "$st" -eq 0 ] || [ "$st" -eq 5 ] || rc=1
 count_pytest build/test-results/e2e.log
+
+# Every SIMD path this machine can run: the engine's unit tests and the numeric end-to-end
+# files (integer GEMM/conv, quantized models, NN kernels, ML operators) again with the kernels
+# held to AVX2 and to portable code, on the release binary. Each is judged against numpy's exact
+# arithmetic or onnxruntime, never against another of our paths.
+for isa in $LOWER_ISAS; do
+  echo "== engine at SERVEML_ENGINE_ISA=$isa: kernel unit tests and numeric end-to-end files =="
+  if ! SERVEML_ENGINE_ISA=$isa build/serveml version | grep -q "engine ISA: $isa "; then
+    echo "FAILED: SERVEML_ENGINE_ISA=$isa is not the level the engine reports"; failed=$((failed + 1)); rc=1
+  fi
+  SERVEML_ENGINE_ISA=$isa ctest --test-dir build --output-on-failure -j2 \
+    -R '^(Kernels|ReluFusion|MlTree[A-Za-z]*|MemoryPlan|Model|Broadcast|ConstantFolding|Compile|TensorArena)\.' \
+    2>&1 | tee "build/test-results/unit-$isa.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  count_ctest "build/test-results/unit-$isa.log"
+  SERVEML_ENGINE_ISA=$isa SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider \
+    tests/e2e/test_int_gemm.py tests/e2e/test_quantized_models.py tests/e2e/test_nn_kernels.py \
+    tests/e2e/test_ml_operators.py 2>&1 | tee "build/test-results/e2e-$isa.log"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
+  count_pytest "build/test-results/e2e-$isa.log"
+done
 
 # The sanitized binary runs the API, security, abuse and importer-hostility suites; the large
 # numeric comparison suites (engine, operators, importers) run against the release binary.

@@ -9,6 +9,7 @@
 #include "app/validate_command.h"
 #include "cli/client_commands.h"
 #include "cli/run_command.h"
+#include "engine/isa.h"
 
 namespace {
 void Usage() {
@@ -34,6 +35,14 @@ int main(int argc, char** argv) {
   if (cmd == "run") return serveml::cli::RunModelCommand(argc - 1, argv + 1);
   if (cmd == "version" || cmd == "--version") {
     std::printf("serveml %s\n", SERVEML_VERSION);
+    // The kernels' instruction set, and every level SERVEML_ENGINE_ISA may choose here.
+    using serveml::engine::Isa;
+    std::string levels;
+    for (Isa i : {Isa::kPortable, Isa::kAvx2, Isa::kAvx512, Isa::kAvx512Vnni}) {
+      if (i <= serveml::engine::CpuIsa()) (levels += ' ') += serveml::engine::IsaName(i);
+    }
+    std::printf("engine ISA: %s; levels this CPU runs:%s\n", serveml::engine::IsaSummary().c_str(),
+                levels.c_str());
     return 0;
   }
   if (serveml::cli::IsClientCommand(cmd)) return serveml::cli::RunClientCommand(argc - 1, argv + 1);

@@ -26,6 +26,7 @@
 #include "core/crypto.h"
 #include "core/log.h"
 #include "core/thread_pool.h"
+#include "engine/isa.h"
 #include "http/router.h"
 #include "http/server.h"
 #include "platform/accounts.h"
@@ -96,6 +97,7 @@ int ServeCommand(int argc, char** argv) {
     return Fail("data dir", Internal("cannot create '" + cfg.data_dir + "': " + ec.message()));
   ::chmod(cfg.data_dir.c_str(), 0700);
 
+  (void)engine::ActiveIsa();  // settles the kernels' ISA (and oneDNN's cap) before any load
   auto store = store::OpenSqliteStore(cfg.data_dir + "/serveml.db");
   if (!store.ok()) return Fail("metadata store", store.status());
   auto blobs = store::OpenLocalBlobStore(cfg.data_dir + "/blobs");
@@ -272,7 +274,8 @@ int ServeCommand(int argc, char** argv) {
       .Int("port", server.port())
       .Str("data_dir", cfg.data_dir)
       .Str("version", SERVEML_VERSION)
-      .Int("io_threads", static_cast<int64_t>(opts.io_threads));
+      .Int("io_threads", static_cast<int64_t>(opts.io_threads))
+      .Str("engine_isa", engine::IsaSummary());
 
   int sig = 0;
   sigwait(&sigs, &sig);

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/engine.h"
+#include "engine/isa.h"
 
 namespace serveml::cli {
 namespace {
@@ -107,9 +108,9 @@ int Bench(const engine::Model& model, std::vector<Tensor> inputs, int64_t batch,
   for (double v : us) sum += v;
   std::printf(
       "{\"batch\": %lld, \"runs\": %lld, \"median_us\": %.3f, \"p10_us\": %.3f, "
-      "\"p90_us\": %.3f, \"mean_us\": %.3f}\n",
+      "\"p90_us\": %.3f, \"mean_us\": %.3f, \"isa\": \"%s\"}\n",
       static_cast<long long>(batch), static_cast<long long>(runs), pct(0.5), pct(0.1), pct(0.9),
-      sum / static_cast<double>(runs));
+      sum / static_cast<double>(runs), std::string(engine::IsaName(engine::ActiveIsa())).c_str());
   return 0;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "engine/isa.h"
 #include "engine/ops/simd_target.h"
 
 namespace serveml::engine {
@@ -108,12 +109,7 @@ int Lanes();
 int ChannelBlock() { return Lanes() == 16 ? avx512::V::kMB : avx2::V::kMB; }
 
 int Lanes() {
-  static const int lanes = [] {
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return 16;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 8;
-    return 0;
-  }();
+  static const int lanes = UseIsa(Isa::kAvx512) ? 16 : UseIsa(Isa::kAvx2) ? 8 : 0;
   return lanes;
 }
 

@@ -10,7 +10,9 @@
 #include <new>
 #include <utility>
 
+#include "engine/isa.h"
 #include "engine/ops/relu_simd.h"
+#include "engine/ops/simd_target.h"
 
 #ifdef SERVEML_HAVE_DNNL
 #include <dnnl.h>
@@ -23,10 +25,13 @@ namespace serveml::engine {
 namespace {
 
 // C[m, n] = alpha * A[m, k] * B[k, n] + beta * C, small m: row of C stays in cache while
-// rows of B stream through (axpy form, vectorises over n).
-__attribute__((target_clones("avx512f", "avx2", "default"))) void SmallSgemmNN(
-    int64_t m, int64_t n, int64_t k, float alpha, const float* __restrict a, int64_t lda,
-    const float* __restrict b, int64_t ldb, float beta, float* __restrict c, int64_t ldc) {
+// rows of B stream through (axpy form, vectorises over n). Compiled once per ISA below (the
+// body is inlined into each), picked by the engine's dispatch (isa.h).
+__attribute__((always_inline)) inline void SmallSgemmNNBody(int64_t m, int64_t n, int64_t k,
+                                                            float alpha, const float* __restrict a,
+                                                            int64_t lda, const float* __restrict b,
+                                                            int64_t ldb, float beta,
+                                                            float* __restrict c, int64_t ldc) {
   for (int64_t i = 0; i < m; ++i) {
     float* __restrict ci = c + i * ldc;
     if (beta == 0.0f) {
@@ -53,8 +58,38 @@ __attribute__((target_clones("avx512f", "avx2", "default"))) void SmallSgemmNN(
   }
 }
 
+#define SERVEML_SMALL_SGEMM_ARGS                                                        \
+  int64_t m, int64_t n, int64_t k, float alpha, const float *__restrict a, int64_t lda, \
+      const float *__restrict b, int64_t ldb, float beta, float *__restrict c, int64_t ldc
+SERVEML_SIMD_BEGIN("avx512f")
+void SmallSgemmNNAvx512(SERVEML_SMALL_SGEMM_ARGS) {
+  SmallSgemmNNBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+SERVEML_SIMD_END
+SERVEML_SIMD_BEGIN("avx2")
+void SmallSgemmNNAvx2(SERVEML_SMALL_SGEMM_ARGS) {
+  SmallSgemmNNBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+SERVEML_SIMD_END
+void SmallSgemmNNPortable(SERVEML_SMALL_SGEMM_ARGS) {
+  SmallSgemmNNBody(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+#undef SERVEML_SMALL_SGEMM_ARGS
+
+using SmallSgemmFn = void (*)(int64_t, int64_t, int64_t, float, const float*, int64_t, const float*,
+                              int64_t, float, float*, int64_t);
+
+void SmallSgemmNN(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t lda,
+                  const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  static const SmallSgemmFn fn = UseIsa(Isa::kAvx512) ? SmallSgemmNNAvx512
+                                 : UseIsa(Isa::kAvx2) ? SmallSgemmNNAvx2
+                                                      : SmallSgemmNNPortable;
+  fn(m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
 #ifdef SERVEML_HAVE_DNNL
 void OneThreadForThisThread() {
+  (void)ActiveIsa();  // caps oneDNN first when SERVEML_ENGINE_ISA lowers the level
   static std::once_flag once;
   // No ITT task annotations (VTune hooks) around every call: they cost ~5 % of a small GEMM.
   std::call_once(once, [] { setenv("DNNL_ITT_TASK_LEVEL", "0", /*overwrite=*/0); });

@@ -4,19 +4,14 @@
 
 #include <cmath>
 
+#include "engine/isa.h"
 #include "engine/ops/gemm.h"
 #include "engine/ops/simd_target.h"
 
 namespace serveml::engine {
 namespace {
 
-bool HaveAvx512() {
-  static const bool have = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return have;
-}
+bool HaveAvx512() { return UseIsa(Isa::kAvx512); }
 
 SERVEML_SIMD_BEGIN("avx512f,avx2,fma")
 

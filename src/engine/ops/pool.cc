@@ -7,9 +7,11 @@
 #include <limits>
 #include <type_traits>
 
+#include "engine/isa.h"
 #include "engine/kernel.h"
 #include "engine/ops/dispatch.h"
 #include "engine/ops/ops.h"
+#include "engine/ops/simd_target.h"
 #include "engine/ops/spatial.h"
 
 #if defined(__SSE2__)
@@ -92,7 +94,8 @@ inline Range ClipRange(int64_t start, const Window3& w, int d) {
 // row-major order, each kept when greater than the running maximum (NaN taps are skipped,
 // as in the general path).
 template <typename T>
-inline void MaxPool2x2(const T* x, int64_t in_w, T* y, int64_t out_h, int64_t out_w) {
+__attribute__((always_inline)) inline void MaxPool2x2(const T* x, int64_t in_w, T* y, int64_t out_h,
+                                                      int64_t out_w) {
   T init = std::numeric_limits<T>::lowest();
   if constexpr (std::is_floating_point_v<T>) init = -std::numeric_limits<T>::infinity();
   for (int64_t oh = 0; oh < out_h; ++oh) {
@@ -111,8 +114,21 @@ inline void MaxPool2x2(const T* x, int64_t in_w, T* y, int64_t out_h, int64_t ou
   }
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default"))) void MaxPool2x2Float(
-    const float* x, int64_t in_w, float* y, int64_t out_h, int64_t out_w) {
+// The float 2x2 case compiled once per ISA, picked by the engine's dispatch (isa.h).
+SERVEML_SIMD_BEGIN("avx512f")
+void MaxPool2x2FloatAvx512(const float* x, int64_t in_w, float* y, int64_t out_h, int64_t out_w) {
+  MaxPool2x2<float>(x, in_w, y, out_h, out_w);
+}
+SERVEML_SIMD_END
+SERVEML_SIMD_BEGIN("avx2")
+void MaxPool2x2FloatAvx2(const float* x, int64_t in_w, float* y, int64_t out_h, int64_t out_w) {
+  MaxPool2x2<float>(x, in_w, y, out_h, out_w);
+}
+SERVEML_SIMD_END
+
+void MaxPool2x2Float(const float* x, int64_t in_w, float* y, int64_t out_h, int64_t out_w) {
+  if (UseIsa(Isa::kAvx512)) return MaxPool2x2FloatAvx512(x, in_w, y, out_h, out_w);
+  if (UseIsa(Isa::kAvx2)) return MaxPool2x2FloatAvx2(x, in_w, y, out_h, out_w);
   MaxPool2x2<float>(x, in_w, y, out_h, out_w);
 }
 

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "engine/float16.h"
+#include "engine/isa.h"
 #include "engine/kernel.h"
 #include "engine/ops/broadcast.h"
 #include "engine/ops/dispatch.h"
@@ -217,10 +218,7 @@ SERVEML_SIMD_END
 using TileFn = void (*)(const int16_t*, int64_t, int, const int16_t*, int64_t, int32_t*, int64_t,
                         int);
 
-TileFn PickTile() {
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx2") ? TileAvx2 : TilePortable;
-}
+TileFn PickTile() { return UseIsa(Isa::kAvx2) ? TileAvx2 : TilePortable; }
 
 // c[m, n] (row stride ldc) = A'[m, k] * B'[k, n] with A' packed by PackA and B' by PackB.
 void IntGemm(const int16_t* ap, int64_t m, int64_t k, const int16_t* bp, int64_t n, int32_t* c,
@@ -255,13 +253,7 @@ constexpr int64_t kQc = 32;  // columns per packed right-operand panel
 
 int64_t KQuads(int64_t k) { return (k + 3) / 4; }
 
-bool UseVnniU8() {
-  static const bool use = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vnni");
-  }();
-  return use;
-}
+bool UseVnniU8() { return UseIsa(Isa::kAvx512Vnni); }
 
 // A right operand packed for the VNNI path. `data[((panel * kq + q) * kQc + j) * 4 + e]` holds
 // B[4q + e][panel * kQc + j] mapped to int8 (zero beyond k and n); per column (n rounded up to
@@ -540,10 +532,7 @@ SERVEML_SIMD_END
 template <typename Q>
 void RequantizeRow(const int32_t* src, int64_t n, const float* mult, int64_t mstep, int32_t bias,
                    int32_t zp, Q* dst) {
-  static const bool avx512 = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw");
-  }();
+  static const bool avx512 = UseIsa(Isa::kAvx512);
   (avx512 ? RequantizeRowAvx512<Q> : RequantizeRowPortable<Q>)(src, n, mult, mstep, bias, zp, dst);
 }
 

@@ -2,6 +2,7 @@
 
 #include <immintrin.h>
 
+#include "engine/isa.h"
 #include "engine/kernel.h"
 #include "engine/ops/simd_target.h"
 
@@ -26,13 +27,7 @@ void ReluAvx512(float* p, int64_t n) {
 }
 SERVEML_SIMD_END
 
-bool HasAvx512() {
-  static const bool has = [] {
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512f") != 0;
-  }();
-  return has;
-}
+bool HasAvx512() { return UseIsa(Isa::kAvx512); }
 
 }  // namespace
 
