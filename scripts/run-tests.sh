@@ -74,7 +74,7 @@ for isa in $LOWER_ISAS; do
   count_ctest "build/test-results/unit-$isa.log"
   SERVEML_ENGINE_ISA=$isa SERVEML_BINARY=$PWD/build/serveml .venv/bin/python -m pytest -q -p no:cacheprovider \
     tests/e2e/test_int_gemm.py tests/e2e/test_quantized_models.py tests/e2e/test_nn_kernels.py \
-    tests/e2e/test_ml_operators.py 2>&1 | tee "build/test-results/e2e-$isa.log"
+    tests/e2e/test_ml_operators.py tests/e2e/test_linear_kernels.py 2>&1 | tee "build/test-results/e2e-$isa.log"
   [ "${PIPESTATUS[0]}" -eq 0 ] || rc=1
   count_pytest "build/test-results/e2e-$isa.log"
 done

@@ -1,6 +1,6 @@
 // Vectorised pieces of the ONNX-ML linear models (ml_linear.cc): per-row dot-product scores
-// and the logistic post transform. AVX-512 kernels picked at run time from the CPU's
-// features; other CPUs take portable code with the same results up to float rounding.
+// and the logistic post transform. AVX-512 and AVX2 kernels picked at run time by the
+// engine's ISA (isa.h); the portable code gives the same results up to float rounding.
 //
 // Thread safety: all functions may be called concurrently.
 #pragma once
